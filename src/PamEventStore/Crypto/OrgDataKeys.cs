@@ -1,0 +1,188 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Marten;
+using JasperFx;
+using Marten.Metadata;
+
+namespace PamEventStore.Crypto;
+
+/// <summary>One org's data key, wrapped (AES-256-GCM) by the master key named in <see cref="MasterKeyId"/>.</summary>
+public sealed record WrappedDataKey(string KeyId, string MasterKeyId, byte[] Wrapped, DateTimeOffset CreatedAt);
+
+/// <summary>
+/// Every data key an org has had, stored in the org's own tenant. Keys are never removed: each batch
+/// names the key it was sealed with, so retired keys are what keeps old recordings readable.
+/// </summary>
+public sealed class OrgKeyRing : ITenanted
+{
+    public const string DocumentId = "org-key-ring";
+
+    public string Id { get; set; } = DocumentId;
+    public string? TenantId { get; set; }
+    public string ActiveKeyId { get; set; } = "";
+    public List<WrappedDataKey> Keys { get; set; } = [];
+}
+
+/// <summary>An unwrapped data key, held in memory only.</summary>
+public sealed record DataKey(string Id, byte[] Key);
+
+/// <summary>
+/// Per-org data keys: created on an org's first recording, cached unwrapped in memory, rotated and
+/// re-wrapped by the <c>rotate-keys</c> command. Other nodes pick up a rotation within
+/// <see cref="ActiveKeyLifetime"/>; until then they keep sealing with the previous key, which stays valid.
+/// </summary>
+public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, TimeProvider clock)
+{
+    public static readonly TimeSpan ActiveKeyLifetime = TimeSpan.FromMinutes(5);
+
+    private sealed record UnwrappedRing(string ActiveKeyId, IReadOnlyDictionary<string, byte[]> Keys, DateTimeOffset LoadedAt);
+
+    private readonly ConcurrentDictionary<string, UnwrappedRing> _rings = new(StringComparer.Ordinal);
+
+    public async ValueTask<DataKey> ActiveKeyAsync(string orgId, CancellationToken ct)
+    {
+        if (!_rings.TryGetValue(orgId, out var ring) || clock.GetUtcNow() - ring.LoadedAt > ActiveKeyLifetime)
+        {
+            ring = await LoadAsync(orgId, createIfMissing: true, ct);
+        }
+
+        return new DataKey(ring!.ActiveKeyId, ring.Keys[ring.ActiveKeyId]);
+    }
+
+    /// <returns>The key, or null when the org has no key of that id.</returns>
+    public async ValueTask<byte[]?> KeyAsync(string orgId, string keyId, CancellationToken ct)
+    {
+        if (_rings.TryGetValue(orgId, out var ring) && ring.Keys.TryGetValue(keyId, out var key)) return key;
+
+        // Unknown here: another node may have rotated since this one loaded the ring.
+        ring = await LoadAsync(orgId, createIfMissing: false, ct);
+        return ring is not null && ring.Keys.TryGetValue(keyId, out key) ? key : null;
+    }
+
+    /// <summary>Adds a new data key for the org and makes it the one new recordings are sealed with.</summary>
+    public async Task<string> RotateAsync(string orgId, CancellationToken ct)
+    {
+        await using var session = store.LightweightSession(orgId);
+        var ring = await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct);
+        var key = NewWrappedKey(orgId);
+        if (ring is null)
+        {
+            session.Insert(new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key] });
+        }
+        else
+        {
+            ring.Keys.Add(key);
+            ring.ActiveKeyId = key.KeyId;
+            session.Store(ring);
+        }
+
+        await session.SaveChangesAsync(ct);
+        _rings.TryRemove(orgId, out _);
+        return key.KeyId;
+    }
+
+    /// <summary>Re-wraps every data key of the org that is not wrapped by the active master key.</summary>
+    /// <returns>How many keys were re-wrapped.</returns>
+    public async Task<int> RewrapAsync(string orgId, CancellationToken ct)
+    {
+        await using var session = store.LightweightSession(orgId);
+        var ring = await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct);
+        if (ring is null) return 0;
+
+        var rewrapped = 0;
+        for (var i = 0; i < ring.Keys.Count; i++)
+        {
+            var key = ring.Keys[i];
+            if (key.MasterKeyId == masterKeys.ActiveKeyId) continue;
+
+            var plain = Unwrap(orgId, key);
+            ring.Keys[i] = key with
+            {
+                MasterKeyId = masterKeys.ActiveKeyId,
+                Wrapped = AesGcmEnvelope.Seal(masterKeys.Active, plain, WrapContext(orgId, key.KeyId)),
+            };
+            rewrapped++;
+        }
+
+        session.Store(ring);
+        await session.SaveChangesAsync(ct);
+        _rings.TryRemove(orgId, out _);
+        return rewrapped;
+    }
+
+    /// <summary>The orgs that have a key ring, i.e. every org that has stored a recording.</summary>
+    public async Task<IReadOnlyList<string>> OrgsAsync(CancellationToken ct)
+    {
+        await using var session = store.QuerySession();
+        var rings = await session.Query<OrgKeyRing>().Where(x => x.AnyTenant()).ToListAsync(ct);
+        return rings.Select(r => r.TenantId!).Order(StringComparer.Ordinal).ToList();
+    }
+
+    private async Task<UnwrappedRing?> LoadAsync(string orgId, bool createIfMissing, CancellationToken ct)
+    {
+        OrgKeyRing? ring;
+        await using (var session = store.QuerySession(orgId))
+        {
+            ring = await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct);
+        }
+
+        if (ring is null && createIfMissing) ring = await CreateAsync(orgId, ct);
+        if (ring is null) return null;
+
+        // A retired key whose master key is gone only makes its own batches unreadable (reported per
+        // batch when read); the active key must open, or nothing could be recorded.
+        var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var key in ring.Keys)
+        {
+            if (key.KeyId == ring.ActiveKeyId || masterKeys.TryGet(key.MasterKeyId, out _)) keys[key.KeyId] = Unwrap(orgId, key);
+        }
+
+        var unwrapped = new UnwrappedRing(ring.ActiveKeyId, keys, clock.GetUtcNow());
+        _rings[orgId] = unwrapped;
+        return unwrapped;
+    }
+
+    private async Task<OrgKeyRing> CreateAsync(string orgId, CancellationToken ct)
+    {
+        var key = NewWrappedKey(orgId);
+        var ring = new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key] };
+        try
+        {
+            await using var session = store.LightweightSession(orgId);
+            session.Insert(ring);
+            await session.SaveChangesAsync(ct);
+            return ring;
+        }
+        catch (DocumentAlreadyExistsException)
+        {
+            // Another request or node created the org's first key at the same moment: use theirs.
+            await using var session = store.QuerySession(orgId);
+            return await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct)
+                   ?? throw new InvalidOperationException($"The key ring of org '{orgId}' vanished while it was being created.");
+        }
+    }
+
+    private WrappedDataKey NewWrappedKey(string orgId)
+    {
+        var keyId = $"dk-{Guid.CreateVersion7():N}";
+        var plain = RandomNumberGenerator.GetBytes(AesGcmEnvelope.KeySize);
+        return new WrappedDataKey(keyId, masterKeys.ActiveKeyId, AesGcmEnvelope.Seal(masterKeys.Active, plain, WrapContext(orgId, keyId)), clock.GetUtcNow());
+    }
+
+    private byte[] Unwrap(string orgId, WrappedDataKey key)
+    {
+        if (!masterKeys.TryGet(key.MasterKeyId, out var master))
+        {
+            throw new InvalidOperationException(
+                $"Data key '{key.KeyId}' of org '{orgId}' is wrapped by master key '{key.MasterKeyId}', which is not configured. " +
+                "Keep retired master keys configured until `rotate-keys --rewrap` has run.");
+        }
+
+        return AesGcmEnvelope.Open(master, key.Wrapped, WrapContext(orgId, key.KeyId));
+    }
+
+    // Binds a wrapped key to its org and id, so a key copied into another org's ring does not open.
+    private static byte[] WrapContext(string orgId, string keyId) =>
+        Encoding.UTF8.GetBytes($"pam-data-key/v1|{orgId.Length}:{orgId}|{keyId}");
+}

@@ -1,0 +1,37 @@
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using PamEventStore.Http;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Viewing;
+using Wolverine.Http;
+
+namespace PamEventStore.Gateway;
+
+/// <summary>
+/// <c>POST /api/v1/pam/sessions/{sessionId}/end</c>: the gateway (after its final flush) or the
+/// platform closes the session. Idempotent: ending an ended session changes nothing and answers 200.
+/// </summary>
+public static class EndSessionEndpoint
+{
+    private const int MaxReasonLength = 200;
+
+    [WolverinePost("/api/v1/pam/sessions/{sessionId}/end")]
+    [Authorize(Policy = PamPolicies.GatewayOrCreate)]
+    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, TimeProvider clock, CancellationToken ct)
+    {
+        if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
+
+        var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
+        if (stream.Aggregate is not { } session || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();
+
+        // A gateway may end only its own sessions; the platform (create scope) any session of its org.
+        if (caller.IsGateway && !caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
+        if (session.Status == SessionStatus.Ended) return Results.Ok(SessionView.Envelope(session));
+
+        var ended = new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason);
+        stream.AppendOne(ended);
+        await db.SaveChangesAsync(ct);
+        return Results.Ok(SessionView.Envelope(session.Apply(ended)));
+    }
+}

@@ -1,0 +1,108 @@
+using System.Globalization;
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
+using PamEventStore.Http;
+using PamEventStore.Recording;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using Wolverine.Http;
+
+namespace PamEventStore.Gateway;
+
+/// <summary>Infisical answers <c>{"ok": true}</c>; <c>duplicate</c> and <c>sequence</c> are ours.</summary>
+public sealed record BatchReceipt(bool Ok, bool Duplicate, long? Sequence);
+
+/// <summary>Where a batch sits in the gateway's recording file.</summary>
+public sealed record BatchOffsets(long Start, long? End);
+
+/// <summary>
+/// <c>POST /api/v1/pam/sessions/{sessionId}/event-batches?startOffset=N[&amp;endOffset=M]</c>: what an
+/// Infisical gateway sends every 10 seconds, the recording since its last acknowledged byte offset.
+/// </summary>
+public static class UploadBatchEndpoint
+{
+    // [WriteAggregate] would lock the stream before the body is read and answer a missing session
+    // with a bare 404, which an Infisical gateway takes for "old platform". So this endpoint reads
+    // and validates the body first, then takes the stream lock itself for the shortest time.
+    [WolverinePost("/api/v1/pam/sessions/{sessionId}/event-batches")]
+    [Authorize(Policy = PamPolicies.Gateway)]
+    public static async Task<IResult> Post(
+        Guid sessionId,
+        HttpRequest request,
+        IDocumentSession db,
+        Caller caller,
+        RecordingCipher cipher,
+        IOptions<UploadOptions> options,
+        TimeProvider clock,
+        CancellationToken ct)
+    {
+        var (offsets, offsetProblem) = ReadOffsets(request.Query);
+        if (offsets is not var (startOffset, endOffset)) return offsetProblem!.ToResult();
+
+        var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxBatchBytes, ct);
+        if (bodyProblem is not null) return bodyProblem.ToResult();
+        if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
+
+        // Concurrent retries of one batch queue on the stream's row lock instead of racing to a
+        // version conflict: the second one then sees the first's batch and is a plain duplicate.
+        var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
+        if (stream.Aggregate is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
+        if (!caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
+
+        var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
+            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, ct)
+            : null;
+        var upload = new IncomingBatch(startOffset, endOffset, content);
+        var decision = BatchUploadRules.Decide(session, upload, storedAtOffset, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace);
+
+        switch (decision)
+        {
+            case AcceptBatch accept:
+                var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
+                var sealedContent = await cipher.SealAsync(place, accept.Content.Canonical, ct);
+                stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
+                await db.SaveChangesAsync(ct);
+                return Results.Ok(new BatchReceipt(true, false, accept.Batch.Sequence));
+
+            case RejectBatch reject:
+                if (reject.Conflict is not null)
+                {
+                    stream.AppendOne(reject.Conflict);
+                    await db.SaveChangesAsync(ct);
+                }
+
+                return Problems.Rejected(reject.Reason, sessionId, startOffset).ToResult();
+
+            default:
+                return Results.Ok(new BatchReceipt(true, true, null));
+        }
+    }
+
+    /// <summary>
+    /// Strict: Wolverine's own binding would read "abc" or "-1" as 0 and store the batch at the
+    /// wrong place.
+    /// </summary>
+    public static (BatchOffsets? Offsets, ProblemDetails? Problem) ReadOffsets(IQueryCollection query)
+    {
+        if (!TryReadOffset(query, "startOffset", out var start) || start is null)
+            return (null, Problems.InvalidRequest("startOffset is required: a non-negative integer, the batch's byte offset in the gateway's recording."));
+        if (!TryReadOffset(query, "endOffset", out var end))
+            return (null, Problems.InvalidRequest("endOffset, when given, must be a non-negative integer."));
+        if (end <= start)
+            return (null, Problems.InvalidRequest("endOffset must be greater than startOffset."));
+
+        return (new BatchOffsets(start.Value, end), null);
+    }
+
+    private static bool TryReadOffset(IQueryCollection query, string name, out long? offset)
+    {
+        offset = null;
+        if (!query.TryGetValue(name, out var values)) return true;
+        if (values.Count != 1 || !long.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)) return false;
+        offset = parsed;
+        return true;
+    }
+}

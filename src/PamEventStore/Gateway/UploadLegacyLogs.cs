@@ -1,0 +1,58 @@
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
+using PamEventStore.Http;
+using PamEventStore.Recording;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Viewing;
+using Wolverine.Http;
+
+namespace PamEventStore.Gateway;
+
+/// <summary>
+/// <c>POST /api/v1/pam/sessions/{sessionId}/logs</c>, body <c>{"logs": [events]}</c>: the whole recording
+/// at session end, from a gateway that found no batch endpoint (or an older gateway).
+/// </summary>
+public static class UploadLegacyLogsEndpoint
+{
+    [WolverinePost("/api/v1/pam/sessions/{sessionId}/logs")]
+    [Authorize(Policy = PamPolicies.Gateway)]
+    public static async Task<IResult> Post(
+        Guid sessionId,
+        HttpRequest request,
+        IDocumentSession db,
+        Caller caller,
+        RecordingCipher cipher,
+        IOptions<UploadOptions> options,
+        TimeProvider clock,
+        CancellationToken ct)
+    {
+        var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxLegacyLogsBytes, ct);
+        if (bodyProblem is not null) return bodyProblem.ToResult();
+        if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
+
+        var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
+        if (stream.Aggregate is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
+        if (!caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
+
+        switch (LegacyLogsRules.Decide(session, logs, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
+        {
+            case AcceptLegacyLogs accept:
+                var sealedLogs = await cipher.SealAsync(new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical, ct);
+                stream.AppendMany(accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }).ToArray());
+                await db.SaveChangesAsync(ct);
+                return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));
+
+            case RejectBatch { Reason: Rejection.SessionClosed } reject:
+                return Problems.Rejected(reject.Reason, sessionId, null).ToResult();
+
+            case RejectBatch:
+                return Problems.LogsConflict(sessionId).ToResult();
+
+            default:
+                return Results.Ok(SessionView.Envelope(session));
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace PamEventStore.Gateway;
+
+/// <summary>Limits on what gateways upload (configuration section <c>Uploads</c>).</summary>
+public sealed class UploadOptions
+{
+    public const string Section = "Uploads";
+
+    /// <summary>
+    /// Largest accepted event batch. Infisical's platform takes 1 MiB and its gateway sizes chunks at
+    /// 512 KiB to fit; a gateway sends one batch per 10 s, so this is far above a busy terminal.
+    /// </summary>
+    public int MaxBatchBytes { get; set; } = 512 * 1024;
+
+    /// <summary>Largest legacy bulk upload: a whole session at once.</summary>
+    public int MaxLegacyLogsBytes { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>How long after a session ended its gateway may still deliver the final flush.</summary>
+    public TimeSpan EndedSessionGrace { get; set; } = TimeSpan.FromSeconds(120);
+}

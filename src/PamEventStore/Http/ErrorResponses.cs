@@ -1,0 +1,57 @@
+using Microsoft.AspNetCore.Diagnostics;
+
+namespace PamEventStore.Http;
+
+/// <summary>
+/// Makes every error a problem+json body with a stable type, including the ones no endpoint wrote:
+/// an unknown route, a path segment that is not a UUID, a body Kestrel refused, an unhandled exception.
+/// </summary>
+public static class ErrorResponses
+{
+    public static void AddPamErrorResponses(this IServiceCollection services)
+    {
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ProblemExceptionHandler>();
+    }
+
+    public static void UsePamErrorResponses(this WebApplication app)
+    {
+        app.UseExceptionHandler();
+        app.UseStatusCodePages(async context =>
+        {
+            var http = context.HttpContext;
+            var problem = http.Response.StatusCode switch
+            {
+                // An endpoint matched but its route value did not bind: a session id that is no UUID.
+                404 when http.GetEndpoint() is not null => Problems.SessionNotFound(http.Request.RouteValues["sessionId"]?.ToString() ?? http.Request.Path),
+                404 => Problems.RouteNotFound(http.Request.Path),
+                405 => Problems.Create(405, "method-not-allowed", "Method not allowed", $"{http.Request.Method} is not served at {http.Request.Path}."),
+                var status => Problems.Create(status, "http-" + status, "Request failed", $"The request failed with status {status}."),
+            };
+            await problem.ToResult().ExecuteAsync(http);
+        });
+    }
+}
+
+/// <summary>Bodies Kestrel refuses (too large, malformed) keep their 4xx; anything else is a 500 that says nothing internal.</summary>
+public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
+{
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        var problem = exception switch
+        {
+            BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
+            BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
+            _ => null,
+        };
+
+        if (problem is null)
+        {
+            logger.LogError(exception, "Unhandled exception for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
+            problem = Problems.Unexpected(httpContext.TraceIdentifier);
+        }
+
+        await problem.ToResult().ExecuteAsync(httpContext);
+        return true;
+    }
+}

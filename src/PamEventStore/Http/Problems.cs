@@ -1,0 +1,91 @@
+using Microsoft.AspNetCore.Mvc;
+using PamEventStore.Recording;
+using PamEventStore.Sessions;
+
+namespace PamEventStore.Http;
+
+/// <summary>
+/// Every error this service answers, as RFC 7807 problem details with a stable <c>type</c>
+/// (<c>urn:pam-event-store:problem:&lt;slug&gt;</c>) that clients can branch on. The detail never
+/// echoes recorded content.
+/// </summary>
+public static class Problems
+{
+    public const string TypePrefix = "urn:pam-event-store:problem:";
+
+    public static ProblemDetails Create(int status, string slug, string title, string detail, IDictionary<string, object?>? extensions = null)
+    {
+        var problem = new ProblemDetails { Status = status, Type = TypePrefix + slug, Title = title, Detail = detail };
+        if (extensions is not null)
+        {
+            foreach (var (key, value) in extensions) problem.Extensions[key] = value;
+        }
+
+        return problem;
+    }
+
+    public static IResult ToResult(this ProblemDetails problem) =>
+        Results.Problem(problem);
+
+    public static ProblemDetails InvalidRequest(string detail) =>
+        Create(400, "invalid-request", "The request is not valid", detail);
+
+    public static ProblemDetails InvalidRecording(RecordingError error) =>
+        Create(400, "invalid-recording", "The recorded events are not valid", error.Message,
+            new Dictionary<string, object?> { ["index"] = error.Index, ["field"] = error.Field });
+
+    public static ProblemDetails UnsupportedMediaType(string? contentType) =>
+        Create(415, "unsupported-media-type", "Unsupported content type",
+            $"Send application/octet-stream or application/json, not '{contentType}'.");
+
+    public static ProblemDetails PayloadTooLarge(long limit) =>
+        Create(413, "payload-too-large", "The request body is too large",
+            $"The body exceeds the limit of {limit} bytes. Upload smaller batches.",
+            new Dictionary<string, object?> { ["limit"] = limit });
+
+    public static ProblemDetails Unauthorized(string detail) =>
+        Create(401, "unauthorized", "Authentication required", detail);
+
+    public static ProblemDetails Forbidden(string detail) =>
+        Create(403, "forbidden", "Not allowed", detail);
+
+    public static ProblemDetails GatewayMismatch(Guid sessionId) =>
+        Create(403, "gateway-mismatch", "Not this session's gateway",
+            $"Session {sessionId} accepts recordings only from the gateway it was opened through.");
+
+    public static ProblemDetails SessionNotFound(Guid sessionId) =>
+        Create(404, "session-not-found", "Session not found", $"There is no session {sessionId} in your organisation.");
+
+    public static ProblemDetails SessionNotFound(string rawSessionId) =>
+        Create(404, "session-not-found", "Session not found", $"'{rawSessionId}' is not a session id (a UUID).");
+
+    public static ProblemDetails RouteNotFound(string path) =>
+        Create(404, "route-not-found", "No such endpoint", $"Nothing is served at {path}.");
+
+    public static ProblemDetails SessionExists(Guid sessionId) =>
+        Create(409, "session-exists", "The session already exists with other details",
+            $"Session {sessionId} was already created with a different body; it is not changed.");
+
+    public static ProblemDetails LogsConflict(Guid sessionId) =>
+        Create(409, "logs-conflict", "Different logs are already stored",
+            $"Session {sessionId} already holds a different legacy log upload; logs are written once.");
+
+    public static ProblemDetails Rejected(Rejection reason, Guid sessionId, long? startOffset) => reason switch
+    {
+        Rejection.BatchConflict => Create(409, "batch-conflict", "A different batch is stored at this offset",
+            $"Session {sessionId} already holds a batch at startOffset {startOffset} with different content. The stored batch is kept and the attempt is recorded.",
+            new Dictionary<string, object?> { ["startOffset"] = startOffset }),
+        Rejection.BatchOverlap => Create(409, "batch-overlap", "The batch overlaps the previous one",
+            $"startOffset {startOffset} falls inside the byte range of the batch before it. The attempt is recorded.",
+            new Dictionary<string, object?> { ["startOffset"] = startOffset }),
+        Rejection.OutOfOrder => Create(409, "out-of-order", "Out-of-order batch",
+            $"startOffset {startOffset} is below the newest accepted batch and matches no stored batch.",
+            new Dictionary<string, object?> { ["startOffset"] = startOffset }),
+        Rejection.SessionClosed => Create(409, "session-closed", "The session is closed",
+            $"Session {sessionId} ended and its grace window for final uploads has passed."),
+        _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
+    };
+
+    public static ProblemDetails Unexpected(string traceId) =>
+        Create(500, "internal-error", "Unexpected error", $"The request failed unexpectedly. Trace id {traceId}.");
+}

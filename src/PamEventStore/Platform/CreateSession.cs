@@ -1,0 +1,100 @@
+using System.Text.RegularExpressions;
+using Marten;
+using Marten.Exceptions;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using PamEventStore.Http;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Viewing;
+using Wolverine.Http;
+
+namespace PamEventStore.Platform;
+
+/// <summary>What the platform sends when a user is granted access to a resource through a gateway.</summary>
+public sealed record CreateSession(
+    Guid? Id,
+    string? ProjectId,
+    string? ResourceType,
+    string? ResourceName,
+    string? AccountName,
+    string? UserId,
+    string? GatewayId,
+    DateTimeOffset? ExpiresAt);
+
+public static partial class CreateSessionEndpoint
+{
+    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,39}$")]
+    private static partial Regex ResourceTypePattern();
+
+    public static ProblemDetails Validate(CreateSession command, Caller caller, TimeProvider clock)
+    {
+        string? Missing(string? value, string name, int max = 256) =>
+            string.IsNullOrWhiteSpace(value) ? $"'{name}' is required."
+            : value.Length > max ? $"'{name}' is longer than {max} characters."
+            : null;
+
+        var problem = Missing(command.ProjectId, "projectId")
+                      ?? Missing(command.ResourceType, "resourceType")
+                      ?? Missing(command.ResourceName, "resourceName")
+                      ?? Missing(command.AccountName, "accountName")
+                      ?? Missing(command.UserId, "userId")
+                      ?? (command.GatewayId is { Length: 0 or > 256 } ? "'gatewayId' must be 1 to 256 characters when given." : null)
+                      ?? (!ResourceTypePattern().IsMatch(command.ResourceType!) ? "'resourceType' must be a lowercase name such as ssh, postgres or kubernetes." : null)
+                      ?? (command.Id == Guid.Empty ? "'id' must not be the empty UUID." : null)
+                      ?? (command.ExpiresAt <= clock.GetUtcNow() ? "'expiresAt' is in the past." : null);
+
+        if (problem is not null) return Problems.InvalidRequest(problem);
+        if (!caller.CanSeeProject(command.ProjectId!)) return Problems.Forbidden($"The token does not cover project '{command.ProjectId}'.");
+        return WolverineContinue.NoProblems;
+    }
+
+    /// <summary>
+    /// Creating is idempotent so the platform can retry: the same id with the same details answers
+    /// 200 with the stored session, with other details 409. An existing stream is never touched.
+    /// </summary>
+    [WolverinePost("/api/v1/pam/sessions")]
+    [Authorize(Policy = PamPolicies.Create)]
+    public static async Task<IResult> Post(CreateSession command, IDocumentSession db, Caller caller, TimeProvider clock, CancellationToken ct)
+    {
+        var sessionId = command.Id ?? Guid.CreateVersion7();
+        var started = new SessionStarted(
+            sessionId,
+            command.ProjectId!,
+            command.ResourceType!,
+            command.ResourceName!,
+            command.AccountName!,
+            command.UserId!,
+            command.GatewayId,
+            command.ExpiresAt?.ToUniversalTime(),
+            clock.GetUtcNow(),
+            caller.AsActor());
+
+        if (await db.LoadAsync<PamSession>(sessionId, ct) is { } existing) return Existing(existing, started);
+
+        db.Events.StartStream<PamSession>(sessionId, started);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (ExistingStreamIdCollisionException)
+        {
+            // A concurrent retry created it first.
+            await using var reread = db.DocumentStore.QuerySession(db.TenantId);
+            return Existing((await reread.LoadAsync<PamSession>(sessionId, ct))!, started);
+        }
+
+        return Results.Created($"/api/v1/pam/sessions/{sessionId}", SessionView.Envelope(PamSession.Create(started)));
+    }
+
+    private static IResult Existing(PamSession existing, SessionStarted requested) =>
+        existing.ProjectId == requested.ProjectId
+        && existing.ResourceType == requested.ResourceType
+        && existing.ResourceName == requested.ResourceName
+        && existing.AccountName == requested.AccountName
+        && existing.UserId == requested.UserId
+        && existing.GatewayId == requested.GatewayId
+        && existing.ExpiresAt == requested.ExpiresAt
+            ? Results.Ok(SessionView.Envelope(existing))
+            : Problems.SessionExists(existing.Id).ToResult();
+}

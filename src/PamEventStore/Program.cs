@@ -1,0 +1,90 @@
+using JasperFx;
+using JasperFx.CodeGeneration;
+using Marten;
+using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
+using PamEventStore.Gateway;
+using PamEventStore.Http;
+using PamEventStore.Security;
+using PamEventStore.Storage;
+using Wolverine;
+using Wolverine.Http;
+using Wolverine.Marten;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// Generating code or a token never connects: Marten gets a connection string it will not use
+// instead of a local PostgreSQL being started for nothing.
+if (args is ["token" or "codegen" or "help" or "?", ..] && string.IsNullOrEmpty(builder.Configuration.GetConnectionString("Marten")))
+{
+    builder.Configuration["ConnectionStrings:Marten"] = "Host=unused.invalid;Database=unused";
+}
+
+var dataDirectory = LocalDataDirectory.FromConfiguration(builder.Configuration);
+
+builder.Services.AddSingleton(dataDirectory);
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddSingleton<DatabaseConnection>();
+builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
+    .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
+    .ValidateOnStart();
+
+// Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.
+builder.WebHost.ConfigureKestrel((context, kestrel) =>
+{
+    var uploads = context.Configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
+    kestrel.Limits.MaxRequestBodySize = Math.Max(uploads.MaxBatchBytes, uploads.MaxLegacyLogsBytes) + 1024 * 1024;
+});
+
+builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configuration, builder.Environment, dataDirectory));
+builder.Services.AddSingleton<OrgDataKeys>();
+builder.Services.AddSingleton<RecordingCipher>();
+
+builder.AddPamSecurity(dataDirectory);
+builder.Services.AddPamErrorResponses();
+
+builder.Services
+    .AddMarten(sp =>
+    {
+        var options = new StoreOptions();
+        options.ConfigurePamStore(sp.GetRequiredService<DatabaseConnection>().ConnectionString);
+        return options;
+    })
+    .UseLightweightSessions()
+    .ApplyAllDatabaseChangesOnStartup()
+    .IntegrateWithWolverine();
+
+builder.Host.UseWolverine(opts =>
+{
+    opts.ApplicationAssembly = typeof(Program).Assembly;
+
+    // ASP.NET's authorization and exception handlers look like message handlers to Wolverine's
+    // naming conventions; message handlers, when there are some, are registered explicitly.
+    opts.Discovery.DisableConventionalDiscovery();
+
+    // Handlers are generated ahead of time into Internal/Generated (`dotnet run -- codegen write`):
+    // no Roslyn in the process, fast start, and a test fails when the committed code is stale.
+    opts.CodeGeneration.TypeLoadMode = TypeLoadMode.Static;
+    opts.CodeGeneration.GeneratedCodeOutputPath = Path.Combine(builder.Environment.ContentRootPath, "Internal", "Generated");
+});
+builder.Services.AddWolverineHttp();
+
+var app = builder.Build();
+
+app.UsePamErrorResponses();
+app.UseAuthentication();
+app.UseAuthorization();
+
+app.MapWolverineEndpoints(opts =>
+{
+    opts.RequireAuthorizeOnAll();
+
+    // The tenant is the org in the caller's token, for every Marten session an endpoint gets.
+    opts.TenantId.IsClaimTypeNamed(PamClaims.OrgId);
+    opts.TenantId.AssertExists();
+    opts.AddParameterHandlingStrategy(new CallerParameter());
+});
+
+return await app.RunJasperFxCommands(args);
+
+public partial class Program;

@@ -1,0 +1,54 @@
+using System.Security.Claims;
+using PamEventStore.Sessions;
+
+namespace PamEventStore.Security;
+
+/// <summary>
+/// Who is calling, read once from the validated token. Token validation has already refused tokens
+/// without sub, org_id or a known actor_type, so a Caller always has them.
+/// </summary>
+public sealed record Caller(
+    string OrgId,
+    string Subject,
+    string ActorType,
+    string? GatewayId,
+    IReadOnlySet<string> Scopes,
+    IReadOnlySet<string>? ProjectIds,
+    string RequestId)
+{
+    public static Caller From(HttpContext context)
+    {
+        var user = context.User;
+        string Required(string claim) =>
+            user.FindFirstValue(claim) is { Length: > 0 } value
+                ? value
+                : throw new InvalidOperationException($"An authenticated caller without '{claim}' reached an endpoint; token validation must refuse it.");
+
+        var projects = user.FindFirstValue(PamClaims.ProjectIds);
+        return new Caller(
+            Required(PamClaims.OrgId),
+            Required(PamClaims.Subject),
+            Required(PamClaims.ActorType),
+            user.FindFirstValue(PamClaims.GatewayId),
+            SplitScopes(user),
+            projects is null ? null : projects.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal),
+            context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : context.TraceIdentifier);
+    }
+
+    /// <summary>Scopes arrive space-separated in one claim, or as several claims (a JSON array).</summary>
+    public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) =>
+        user.FindAll(PamClaims.Scope)
+            .SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .ToHashSet(StringComparer.Ordinal);
+
+    public bool IsGateway => ActorType == "gateway" && GatewayId is not null;
+
+    /// <summary>Only the gateway a session was opened through may write its recording; a session without one accepts none.</summary>
+    public bool IsGatewayOf(PamSession session) => IsGateway && session.GatewayId is not null && session.GatewayId == GatewayId;
+
+    public bool HasScope(string scope) => Scopes.Contains(scope);
+
+    public bool CanSeeProject(string projectId) => ProjectIds is null || ProjectIds.Contains(projectId);
+
+    public Actor AsActor() => new(ActorType, Subject, GatewayId, RequestId);
+}

@@ -1,0 +1,151 @@
+using System.Security.Claims;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.IdentityModel.Tokens;
+using PamEventStore.Http;
+using PamEventStore.Storage;
+
+namespace PamEventStore.Security;
+
+/// <summary>
+/// Bearer tokens and the policies every endpoint is checked against. Fails closed: a token without
+/// sub, org_id or a known actor_type is not a valid token (401), and every endpoint requires one.
+/// </summary>
+public static class SecuritySetup
+{
+    public static void AddPamSecurity(this WebApplicationBuilder builder, LocalDataDirectory dataDirectory)
+    {
+        var options = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        var signingKey = TokenSigning.Resolve(options, builder.Environment, dataDirectory);
+
+        builder.Services
+            .AddAuthentication(JwtBearerDefaults.AuthenticationScheme)
+            .AddJwtBearer(jwt =>
+            {
+                // Keep claim names as issued (sub, not a SOAP URI).
+                jwt.MapInboundClaims = false;
+                jwt.Authority = options.Authority;
+                jwt.RequireHttpsMetadata = options.RequireHttpsMetadata;
+                jwt.TokenValidationParameters = new TokenValidationParameters
+                {
+                    ValidIssuer = options.Issuer,
+                    ValidAudience = options.Audience,
+                    ValidateIssuer = true,
+                    ValidateAudience = true,
+                    ValidateLifetime = true,
+                    RequireExpirationTime = true,
+                    ClockSkew = TimeSpan.FromSeconds(30),
+                    IssuerSigningKey = signingKey,
+                    ValidateIssuerSigningKey = true,
+                    ValidAlgorithms = signingKey is null ? null : [SecurityAlgorithms.HmacSha256],
+                    NameClaimType = PamClaims.Subject,
+                };
+                jwt.Events = new JwtBearerEvents
+                {
+                    OnTokenValidated = context =>
+                    {
+                        if (MissingClaim(context.Principal!) is { } problem) context.Fail(problem);
+                        return Task.CompletedTask;
+                    },
+                };
+            });
+
+        builder.Services.AddSingleton<IAuthorizationHandler, PamAuthorizationHandler>();
+        builder.Services.AddSingleton<IAuthorizationMiddlewareResultHandler, ProblemAuthorizationResultHandler>();
+        builder.Services.AddAuthorizationBuilder()
+            .SetDefaultPolicy(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme).RequireAuthenticatedUser().Build())
+            .AddPolicy(PamPolicies.Gateway, p => p.RequireAuthenticatedUser().AddRequirements(new GatewayRequirement()))
+            .AddPolicy(PamPolicies.GatewayOrCreate, p => p.RequireAuthenticatedUser().AddRequirements(new GatewayOrScopeRequirement(PamScopes.Create)))
+            .AddPolicy(PamPolicies.Create, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Create)))
+            .AddPolicy(PamPolicies.Read, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Read)));
+    }
+
+    /// <summary>Why a validated token still cannot be used, or null when it can.</summary>
+    public static string? MissingClaim(ClaimsPrincipal principal)
+    {
+        foreach (var claim in new[] { PamClaims.Subject, PamClaims.OrgId, PamClaims.ActorType })
+        {
+            if (string.IsNullOrWhiteSpace(principal.FindFirstValue(claim))) return $"The token has no '{claim}' claim.";
+        }
+
+        var actorType = principal.FindFirstValue(PamClaims.ActorType);
+        if (!PamClaims.ActorTypes.Contains(actorType)) return $"The token's actor_type '{actorType}' is not one of {string.Join(", ", PamClaims.ActorTypes)}.";
+        if (actorType == "gateway" && string.IsNullOrWhiteSpace(principal.FindFirstValue(PamClaims.GatewayId)))
+            return "A gateway token must carry a 'gateway_id' claim.";
+
+        return null;
+    }
+}
+
+/// <summary>A requirement decided from the token's claims alone, with a reason when it refuses.</summary>
+public interface IClaimsRequirement : IAuthorizationRequirement
+{
+    /// <returns>Why the caller is refused, or null when allowed.</returns>
+    string? Refuse(ClaimsPrincipal user);
+}
+
+public sealed record ScopeRequirement(string Scope) : IClaimsRequirement
+{
+    public string? Refuse(ClaimsPrincipal user) =>
+        Caller.SplitScopes(user).Contains(Scope) ? null : $"The token lacks the '{Scope}' scope.";
+}
+
+public sealed record GatewayRequirement : IClaimsRequirement
+{
+    public static bool IsGateway(ClaimsPrincipal user) =>
+        user.FindFirstValue(PamClaims.ActorType) == "gateway" && !string.IsNullOrEmpty(user.FindFirstValue(PamClaims.GatewayId));
+
+    public string? Refuse(ClaimsPrincipal user) => IsGateway(user) ? null : "Only a gateway token may call this endpoint.";
+}
+
+public sealed record GatewayOrScopeRequirement(string Scope) : IClaimsRequirement
+{
+    public string? Refuse(ClaimsPrincipal user) =>
+        GatewayRequirement.IsGateway(user) || Caller.SplitScopes(user).Contains(Scope) ? null : $"This needs a gateway token or the '{Scope}' scope.";
+}
+
+/// <summary>Decides every <see cref="IClaimsRequirement"/>, keeping the reason so the 403 can say what is missing.</summary>
+public sealed class PamAuthorizationHandler : IAuthorizationHandler
+{
+    public Task HandleAsync(AuthorizationHandlerContext context)
+    {
+        foreach (var requirement in context.PendingRequirements.OfType<IClaimsRequirement>().ToList())
+        {
+            if (requirement.Refuse(context.User) is { } reason) context.Fail(new AuthorizationFailureReason(this, reason));
+            else context.Succeed(requirement);
+        }
+
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Answers 401 and 403 as problem details saying why, instead of an empty body.</summary>
+public sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddlewareResultHandler
+{
+    private readonly AuthorizationMiddlewareResultHandler _default = new();
+
+    public async Task HandleAsync(RequestDelegate next, HttpContext context, AuthorizationPolicy policy, PolicyAuthorizationResult authorizeResult)
+    {
+        if (authorizeResult.Challenged)
+        {
+            // Sets 401 and the WWW-Authenticate header; the body is ours.
+            await context.ChallengeAsync(JwtBearerDefaults.AuthenticationScheme);
+            var failure = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure;
+            var detail = failure is null ? "A bearer token is required." : $"The bearer token was refused: {failure.Message}";
+            await Problems.Unauthorized(detail).ToResult().ExecuteAsync(context);
+            return;
+        }
+
+        if (authorizeResult.Forbidden)
+        {
+            var reasons = authorizeResult.AuthorizationFailure?.FailureReasons.Select(r => r.Message).ToList() ?? [];
+            var detail = reasons.Count > 0 ? string.Join(" ", reasons) : "The token does not allow this.";
+            await Problems.Forbidden(detail).ToResult().ExecuteAsync(context);
+            return;
+        }
+
+        await _default.HandleAsync(next, context, policy, authorizeResult);
+    }
+}

@@ -1,0 +1,72 @@
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.IdentityModel.Tokens;
+using PamEventStore.Storage;
+
+namespace PamEventStore.Security;
+
+/// <summary>Token settings (configuration section <c>Auth</c>).</summary>
+public sealed class AuthOptions
+{
+    public const string Section = "Auth";
+
+    public string Issuer { get; set; } = "pam-event-store";
+
+    public string Audience { get; set; } = "pam-event-store";
+
+    /// <summary>
+    /// HS256 key: base64 of at least 32 bytes. For development and for platforms that mint their own
+    /// tokens with a shared secret. Leave empty to use <see cref="Authority"/>.
+    /// </summary>
+    public string? SigningKey { get; set; }
+
+    /// <summary>An OIDC authority whose published keys sign the tokens (production).</summary>
+    public string? Authority { get; set; }
+
+    public bool RequireHttpsMetadata { get; set; } = true;
+}
+
+/// <summary>
+/// The HS256 key tokens are signed with when no OIDC authority is configured. Outside Production a
+/// missing key is generated once under the local data directory, so the service and the
+/// <c>token</c> command agree without any setup.
+/// </summary>
+public static class TokenSigning
+{
+    public const int MinimumKeyBytes = 32;
+
+    public static SymmetricSecurityKey? Resolve(AuthOptions options, IHostEnvironment environment, LocalDataDirectory dataDirectory)
+    {
+        if (!string.IsNullOrWhiteSpace(options.SigningKey)) return FromBase64(options.SigningKey, "Auth:SigningKey");
+        if (!string.IsNullOrWhiteSpace(options.Authority)) return null;
+
+        if (environment.IsProduction())
+        {
+            throw new InvalidOperationException(
+                "No token validation is configured. Production needs Auth:Authority (an OIDC issuer) or Auth:SigningKey " +
+                "(base64 of at least 32 random bytes, e.g. `openssl rand -base64 32`).");
+        }
+
+        var stored = dataDirectory.ReadOrCreateSecret("token-signing.key", () => Convert.ToBase64String(RandomNumberGenerator.GetBytes(MinimumKeyBytes)));
+        return FromBase64(stored.Trim(), dataDirectory.PathOf("token-signing.key"));
+    }
+
+    private static SymmetricSecurityKey FromBase64(string value, string source)
+    {
+        byte[] key;
+        try
+        {
+            key = Convert.FromBase64String(value);
+        }
+        catch (FormatException)
+        {
+            // A passphrase is tolerated so long as it is long enough; its bytes are the key.
+            key = Encoding.UTF8.GetBytes(value);
+        }
+
+        if (key.Length < MinimumKeyBytes)
+            throw new InvalidOperationException($"{source} must hold at least {MinimumKeyBytes} bytes of key material; it has {key.Length}.");
+
+        return new SymmetricSecurityKey(key) { KeyId = Convert.ToHexString(SHA256.HashData(key))[..16] };
+    }
+}

@@ -1,0 +1,147 @@
+using PamEventStore.Recording;
+
+namespace PamEventStore.Sessions;
+
+/// <summary>A batch as the gateway sent it: where it starts in its recording file, and (our extension) where it ends.</summary>
+public sealed record IncomingBatch(long StartOffset, long? EndOffset, RecordingBatch Content);
+
+public abstract record UploadDecision;
+
+/// <summary>Already stored exactly so: answer as if accepted, store nothing.</summary>
+public sealed record DuplicateBatch : UploadDecision;
+
+/// <summary>
+/// Store <see cref="Batch"/> (its ciphertext still to be sealed) with the events that go before it.
+/// <see cref="Content"/> is what the batch holds: the whole upload, or only its new suffix.
+/// </summary>
+public sealed record AcceptBatch(SessionActivated? Activation, GapDetected? Gap, BatchUploaded Batch, RecordingBatch Content) : UploadDecision
+{
+    public IEnumerable<object> Events(BatchUploaded sealedBatch)
+    {
+        if (Activation is not null) yield return Activation;
+        if (Gap is not null) yield return Gap;
+        yield return sealedBatch;
+    }
+}
+
+public enum Rejection
+{
+    /// <summary>Different content at a stored offset.</summary>
+    BatchConflict,
+
+    /// <summary>Starts inside the byte range of the batch before it.</summary>
+    BatchOverlap,
+
+    /// <summary>An offset below the newest accepted one, where nothing is stored.</summary>
+    OutOfOrder,
+
+    /// <summary>The session ended longer ago than the grace window.</summary>
+    SessionClosed,
+}
+
+/// <summary>Refuse the upload; <see cref="Conflict"/>, when present, is recorded nonetheless.</summary>
+public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict) : UploadDecision;
+
+/// <summary>
+/// How a session decides an uploaded batch. Gateways deliver at least once (the offset only advances
+/// after a 2xx), so the same batch arrives again after timeouts and restarts and must be answered
+/// exactly as before; anything else at a stored offset is a conflict that is refused and recorded,
+/// never written over what is stored.
+/// </summary>
+public static class BatchUploadRules
+{
+    /// <summary>
+    /// An offset older than the newest accepted one is checked against what is stored there, which
+    /// the session does not hold: the caller looks it up and passes it to <see cref="Decide"/>.
+    /// </summary>
+    public static bool NeedsStoredSegments(PamSession session, long startOffset) =>
+        session.Tail is { } tail && startOffset < tail.StartOffset;
+
+    /// <param name="storedAtOlderOffset">
+    /// The segments stored at <c>upload.StartOffset</c> when <see cref="NeedsStoredSegments"/> said so
+    /// (empty when nothing is stored there); otherwise ignored.
+    /// </param>
+    public static UploadDecision Decide(
+        PamSession session,
+        IncomingBatch upload,
+        IReadOnlyList<OffsetSegment>? storedAtOlderOffset,
+        Actor actor,
+        DateTimeOffset now,
+        TimeSpan endedSessionGrace)
+    {
+        var tail = session.Tail;
+        var isNewOffset = tail is null || upload.StartOffset > tail.StartOffset;
+        var stored = isNewOffset ? [] : upload.StartOffset == tail!.StartOffset ? tail.Segments : storedAtOlderOffset ?? [];
+
+        // A retry is answered the same whenever it comes, even after the session closed.
+        if (IsStored(stored, upload.Content)) return new DuplicateBatch();
+
+        if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
+        {
+            return new RejectBatch(Rejection.SessionClosed, null);
+        }
+
+        if (isNewOffset)
+        {
+            if (tail?.EndOffset is { } previousEnd && upload.StartOffset < previousEnd)
+            {
+                return new RejectBatch(Rejection.BatchOverlap, Conflict(upload, "overlaps-previous-batch", actor, now));
+            }
+
+            // A recording file starts at offset 0, so a first batch starting later is missing its beginning.
+            var expectedStart = tail is null ? 0 : tail.EndOffset;
+            var gap = expectedStart is { } from && upload.StartOffset > from ? new GapDetected(from, upload.StartOffset, now) : null;
+            return Accept(session, upload, firstEventIndex: 0, gap, actor, now);
+        }
+
+        if (stored.Count == 0) return new RejectBatch(Rejection.OutOfOrder, null);
+
+        // The gateway crashed after we stored the batch but before it saved its offset, then read on
+        // further: the stored events come first, followed by new ones. Keep only the new ones. Only at
+        // the newest offset: further back, the batches after it already hold what followed.
+        var last = stored[^1];
+        if (upload.StartOffset == tail!.StartOffset
+            && upload.Content.EventCount > last.EventCountEnd
+            && upload.Content.PrefixSha256(last.EventCountEnd).AsSpan().SequenceEqual(last.Sha256))
+        {
+            return Accept(session, upload, last.EventCountEnd, gap: null, actor, now);
+        }
+
+        return new RejectBatch(Rejection.BatchConflict, Conflict(upload, "content-differs-from-stored-batch", actor, now));
+    }
+
+    private static bool IsStored(IReadOnlyList<OffsetSegment> stored, RecordingBatch content)
+    {
+        foreach (var segment in stored)
+        {
+            if (segment.EventCountEnd == content.EventCount) return segment.Sha256.AsSpan().SequenceEqual(content.Sha256());
+        }
+
+        return false;
+    }
+
+    private static AcceptBatch Accept(PamSession session, IncomingBatch upload, int firstEventIndex, GapDetected? gap, Actor actor, DateTimeOffset now)
+    {
+        var content = upload.Content.Skip(firstEventIndex);
+        var batch = new BatchUploaded(
+            Sequence: session.BatchCount,
+            StartOffset: upload.StartOffset,
+            EndOffset: upload.EndOffset,
+            FirstEventIndex: firstEventIndex,
+            EventCount: content.EventCount,
+            FirstEventAt: content.EarliestEventAt,
+            LastEventAt: content.LatestEventAt,
+            ContentSha256: content.Sha256(),
+            OffsetContentSha256: upload.Content.Sha256(),
+            PlaintextBytes: content.Canonical.Length,
+            KeyId: "",
+            UploadedBy: actor,
+            UploadedAt: now);
+
+        var activation = session.Status == SessionStatus.Starting ? new SessionActivated(now) : null;
+        return new AcceptBatch(activation, gap, batch, content);
+    }
+
+    private static BatchConflictRejected Conflict(IncomingBatch upload, string reason, Actor actor, DateTimeOffset now) =>
+        new(upload.StartOffset, upload.EndOffset, reason, upload.Content.Sha256(), upload.Content.EventCount, actor, now);
+}

@@ -1,0 +1,48 @@
+using PamEventStore.Recording;
+
+namespace PamEventStore.Sessions;
+
+/// <summary>Store <see cref="Logs"/> (ciphertext still to be sealed) after the events before it.</summary>
+public sealed record AcceptLegacyLogs(SessionActivated? Activation, LegacyLogsUploaded Logs) : UploadDecision
+{
+    public IEnumerable<object> Events(LegacyLogsUploaded sealedLogs)
+    {
+        if (Activation is not null) yield return Activation;
+        yield return sealedLogs;
+    }
+}
+
+/// <summary>
+/// The legacy bulk upload is written once. Infisical refuses any second upload with a 400, which its
+/// gateway retries every five minutes forever; here the same content again is a harmless duplicate
+/// and only different content is refused.
+/// </summary>
+public static class LegacyLogsRules
+{
+    public static UploadDecision Decide(PamSession session, RecordingBatch logs, Actor actor, DateTimeOffset now, TimeSpan endedSessionGrace)
+    {
+        if (session.Legacy is { } stored)
+        {
+            return stored.Sha256.AsSpan().SequenceEqual(logs.Sha256())
+                ? new DuplicateBatch()
+                : new RejectBatch(Rejection.BatchConflict, null);
+        }
+
+        if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
+        {
+            return new RejectBatch(Rejection.SessionClosed, null);
+        }
+
+        var uploaded = new LegacyLogsUploaded(
+            EventCount: logs.EventCount,
+            FirstEventAt: logs.EventCount == 0 ? null : logs.EarliestEventAt,
+            LastEventAt: logs.EventCount == 0 ? null : logs.LatestEventAt,
+            ContentSha256: logs.Sha256(),
+            PlaintextBytes: logs.Canonical.Length,
+            KeyId: "",
+            UploadedBy: actor,
+            UploadedAt: now);
+        var activation = session.Status == SessionStatus.Starting ? new SessionActivated(now) : null;
+        return new AcceptLegacyLogs(activation, uploaded);
+    }
+}

@@ -1,0 +1,123 @@
+using JasperFx.Events;
+
+namespace PamEventStore.Sessions;
+
+public enum SessionStatus
+{
+    Starting,
+    Active,
+    Ended,
+}
+
+/// <summary>A byte range of the gateway's recording that never arrived.</summary>
+public sealed record Gap(long From, long To);
+
+/// <summary>
+/// What is stored at one start offset: the cumulative event count and SHA-256 after each batch
+/// stored there (more than one only when a re-upload extended the first).
+/// </summary>
+public sealed record OffsetSegment(int EventCountEnd, byte[] Sha256);
+
+/// <summary>The batches at the newest accepted start offset: what the next upload is checked against.</summary>
+public sealed record TailOffset(long StartOffset, long? EndOffset, IReadOnlyList<OffsetSegment> Segments);
+
+/// <summary>The legacy bulk upload, written once: its hash decides duplicates, its version finds it.</summary>
+public sealed record LegacyRecording(byte[] Sha256, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
+
+/// <summary>
+/// The session aggregate, kept as an inline snapshot. It holds what upload decisions and the session
+/// view need and nothing that grows with the recording: the newest offset's hashes, counts and a
+/// bounded list of gaps. Older batches are looked up through <see cref="RecordedBatch"/>.
+/// </summary>
+public sealed record PamSession
+{
+    /// <summary>Enough gaps to show an auditor; beyond it only the count and bytes grow.</summary>
+    public const int MaxListedGaps = 100;
+
+    public Guid Id { get; init; }
+    public string ProjectId { get; init; } = "";
+    public string ResourceType { get; init; } = "";
+    public string ResourceName { get; init; } = "";
+    public string AccountName { get; init; } = "";
+    public string UserId { get; init; } = "";
+    public string? GatewayId { get; init; }
+    public DateTimeOffset? ExpiresAt { get; init; }
+    public DateTimeOffset CreatedAt { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+
+    public SessionStatus Status { get; init; }
+    public DateTimeOffset? ActivatedAt { get; init; }
+    public DateTimeOffset? EndedAt { get; init; }
+    public string? EndReason { get; init; }
+
+    public long BatchCount { get; init; }
+    public long EventCount { get; init; }
+    public long PlaintextBytes { get; init; }
+    public DateTimeOffset? LastUploadAt { get; init; }
+    public TailOffset? Tail { get; init; }
+
+    public int GapCount { get; init; }
+    public long MissingBytes { get; init; }
+    public IReadOnlyList<Gap> Gaps { get; init; } = [];
+    public int ConflictCount { get; init; }
+    public LegacyRecording? Legacy { get; init; }
+
+    /// <summary>Every byte the gateway recorded reached us, as far as its offsets tell.</summary>
+    public bool Complete => GapCount == 0;
+
+    public static PamSession Create(SessionStarted e) => new()
+    {
+        Id = e.SessionId,
+        ProjectId = e.ProjectId,
+        ResourceType = e.ResourceType,
+        ResourceName = e.ResourceName,
+        AccountName = e.AccountName,
+        UserId = e.UserId,
+        GatewayId = e.GatewayId,
+        ExpiresAt = e.ExpiresAt,
+        CreatedAt = e.CreatedAt,
+        UpdatedAt = e.CreatedAt,
+        Status = SessionStatus.Starting,
+    };
+
+    public PamSession Apply(SessionActivated e) => this with { Status = SessionStatus.Active, ActivatedAt = e.At, UpdatedAt = e.At };
+
+    public PamSession Apply(BatchUploaded e)
+    {
+        var segment = new OffsetSegment(e.FirstEventIndex + e.EventCount, e.OffsetContentSha256);
+        var tail = Tail is { } t && t.StartOffset == e.StartOffset
+            ? t with { EndOffset = e.EndOffset ?? t.EndOffset, Segments = [.. t.Segments, segment] }
+            : new TailOffset(e.StartOffset, e.EndOffset, [segment]);
+
+        return this with
+        {
+            BatchCount = e.Sequence + 1,
+            EventCount = EventCount + e.EventCount,
+            PlaintextBytes = PlaintextBytes + e.PlaintextBytes,
+            LastUploadAt = e.UploadedAt,
+            UpdatedAt = e.UploadedAt,
+            Tail = tail,
+        };
+    }
+
+    public PamSession Apply(GapDetected e) => this with
+    {
+        GapCount = GapCount + 1,
+        MissingBytes = MissingBytes + (e.To - e.From),
+        Gaps = Gaps.Count < MaxListedGaps ? [.. Gaps, new Gap(e.From, e.To)] : Gaps,
+        UpdatedAt = e.At,
+    };
+
+    public PamSession Apply(BatchConflictRejected e) => this with { ConflictCount = ConflictCount + 1, UpdatedAt = e.At };
+
+    public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
+    {
+        Legacy = new LegacyRecording(e.Data.ContentSha256, e.Data.EventCount, e.Version, e.Data.UploadedAt),
+        EventCount = EventCount + e.Data.EventCount,
+        PlaintextBytes = PlaintextBytes + e.Data.PlaintextBytes,
+        LastUploadAt = e.Data.UploadedAt,
+        UpdatedAt = e.Data.UploadedAt,
+    };
+
+    public PamSession Apply(SessionEnded e) => this with { Status = SessionStatus.Ended, EndedAt = e.At, EndReason = e.Reason, UpdatedAt = e.At };
+}

@@ -1,0 +1,102 @@
+using System.Text.Json.Serialization;
+
+namespace PamEventStore.Sessions;
+
+// The events of one privileged session's stream (stream id = the session's UUID, tenant = its org).
+// They are the system's record of what happened and are read back for years: fields are only ever
+// added, never renamed or repurposed. Recorded content appears only as ciphertext.
+
+/// <summary>Who did something, as proven by their token; stored with every event a caller causes.</summary>
+public sealed record Actor(string Type, string Subject, string? GatewayId, string? RequestId);
+
+public sealed record SessionStarted(
+    Guid SessionId,
+    string ProjectId,
+    string ResourceType,
+    string ResourceName,
+    string AccountName,
+    string UserId,
+    string? GatewayId,
+    DateTimeOffset? ExpiresAt,
+    DateTimeOffset CreatedAt,
+    Actor CreatedBy);
+
+/// <summary>The first recording arrived: the session is live.</summary>
+public sealed record SessionActivated(DateTimeOffset At);
+
+/// <summary>
+/// One accepted batch of recorded events. <see cref="Sequence"/> numbers batches 0, 1, 2... in the
+/// order they were accepted; this is what log pages count. A re-upload at <see cref="StartOffset"/>
+/// that carried the stored events plus new ones is stored as a batch of its own holding only the new
+/// events, with <see cref="FirstEventIndex"/> saying where in that upload they begin.
+/// </summary>
+public sealed record BatchUploaded(
+    long Sequence,
+    long StartOffset,
+    long? EndOffset,
+    int FirstEventIndex,
+    int EventCount,
+    DateTimeOffset FirstEventAt,
+    DateTimeOffset LastEventAt,
+    byte[] ContentSha256,
+    byte[] OffsetContentSha256,
+    int PlaintextBytes,
+    string KeyId,
+    Actor UploadedBy,
+    DateTimeOffset UploadedAt) : IEncryptedRecording
+{
+    /// <summary>
+    /// AES-256-GCM ciphertext of the canonical events. It is written raw into the event row's bytea
+    /// column by <see cref="EncryptedRecordingSerializer"/>, not base64 inside jsonb.
+    /// </summary>
+    [JsonIgnore]
+    public byte[] Ciphertext { get; init; } = [];
+
+    public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
+}
+
+/// <summary>
+/// A re-upload at a stored offset whose content differs from what is stored. The stored batch is
+/// kept as it is; this records that someone tried, with the hash of what they sent.
+/// </summary>
+public sealed record BatchConflictRejected(
+    long StartOffset,
+    long? EndOffset,
+    string Reason,
+    byte[] RejectedSha256,
+    int RejectedEventCount,
+    Actor RejectedFrom,
+    DateTimeOffset At);
+
+/// <summary>
+/// Bytes of the gateway's recording that never arrived: the batch at <see cref="To"/> started past
+/// the end (<see cref="From"/>) of the one before it.
+/// </summary>
+public sealed record GapDetected(long From, long To, DateTimeOffset At);
+
+/// <summary>The whole recording, uploaded once at the end by a gateway that does not send batches.</summary>
+public sealed record LegacyLogsUploaded(
+    int EventCount,
+    DateTimeOffset? FirstEventAt,
+    DateTimeOffset? LastEventAt,
+    byte[] ContentSha256,
+    int PlaintextBytes,
+    string KeyId,
+    Actor UploadedBy,
+    DateTimeOffset UploadedAt) : IEncryptedRecording
+{
+    [JsonIgnore]
+    public byte[] Ciphertext { get; init; } = [];
+
+    public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
+}
+
+public sealed record SessionEnded(DateTimeOffset At, Actor EndedBy, string? Reason);
+
+/// <summary>An event that carries recorded content, encrypted.</summary>
+public interface IEncryptedRecording
+{
+    byte[] Ciphertext { get; }
+
+    IEncryptedRecording WithCiphertext(byte[] ciphertext);
+}

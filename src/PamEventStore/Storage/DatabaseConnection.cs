@@ -1,0 +1,58 @@
+using PamEventStore.LocalPostgres;
+
+namespace PamEventStore.Storage;
+
+/// <summary>
+/// The PostgreSQL connection string: <c>ConnectionStrings:Marten</c> when configured. Otherwise,
+/// outside Production, a local cluster under <c>.pamstore/postgres</c> started from the PostgreSQL
+/// binaries on the machine on first use, reused across runs and stopped when the service stops.
+/// Resolved lazily so commands that never touch the database (token, help) never start one.
+/// </summary>
+public sealed class DatabaseConnection(IConfiguration configuration, IHostEnvironment environment, LocalDataDirectory dataDirectory, ILogger<DatabaseConnection> logger)
+    : IAsyncDisposable
+{
+    private readonly Lock _gate = new();
+    private PostgresCluster? _cluster;
+    private string? _connectionString;
+
+    public string ConnectionString
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _connectionString ??= configuration.GetConnectionString("Marten") is { Length: > 0 } configured
+                    ? configured
+                    : StartLocalCluster();
+            }
+        }
+    }
+
+    private string StartLocalCluster()
+    {
+        if (environment.IsProduction())
+        {
+            throw new InvalidOperationException(
+                "ConnectionStrings:Marten is not configured. Production never starts a local PostgreSQL: " +
+                "set it (environment variable ConnectionStrings__Marten).");
+        }
+
+        var options = new PostgresClusterOptions
+        {
+            Directory = dataDirectory.PathOf("postgres"),
+            Database = "pamstore",
+            BinDirectory = configuration["LocalPostgres:BinDirectory"],
+            Log = message => logger.LogInformation("Local PostgreSQL: {Message}", message),
+        };
+
+        logger.LogInformation("No ConnectionStrings:Marten configured: starting a local PostgreSQL cluster in {Directory}", options.Directory);
+        _cluster = PostgresCluster.StartAsync(options).GetAwaiter().GetResult();
+        logger.LogInformation("Local PostgreSQL {Version} listening on 127.0.0.1:{Port}", _cluster.ServerVersion, _cluster.Port);
+        return _cluster.ConnectionString;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_cluster is not null) await _cluster.DisposeAsync();
+    }
+}

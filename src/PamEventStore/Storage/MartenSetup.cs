@@ -1,0 +1,51 @@
+using JasperFx;
+using JasperFx.Events;
+using JasperFx.Events.Projections;
+using JasperFx.MultiTenancy;
+using Marten;
+using PamEventStore.Crypto;
+using PamEventStore.Sessions;
+using Weasel.Core;
+
+namespace PamEventStore.Storage;
+
+public static class MartenSetup
+{
+    /// <summary>The event store: one stream per session, every event and document under its org's tenant.</summary>
+    public static void ConfigurePamStore(this StoreOptions opts, string connectionString)
+    {
+        opts.Connection(connectionString);
+        opts.DatabaseSchemaName = "pam";
+        opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);
+
+        // Tenant = org_id from the caller's token: every query and append is scoped to it by Marten.
+        opts.Events.TenancyStyle = TenancyStyle.Conjoined;
+        opts.Policies.AllDocumentsAreMultiTenanted();
+
+        opts.Events.StreamIdentity = StreamIdentity.AsGuid;
+
+        // Appends hold the stream's row lock (FetchForExclusiveWriting), so the versions are known
+        // client-side and the cheaper quick append loses nothing the projections need.
+        opts.Events.AppendMode = EventAppendMode.Quick;
+
+        // Names stored in mt_events.type for years: fixed here, not derived from class names.
+        opts.Events.MapEventType<SessionStarted>("session_started");
+        opts.Events.MapEventType<SessionActivated>("session_activated");
+        opts.Events.MapEventType<BatchUploaded>("batch_uploaded");
+        opts.Events.MapEventType<BatchConflictRejected>("batch_conflict_rejected");
+        opts.Events.MapEventType<GapDetected>("gap_detected");
+        opts.Events.MapEventType<LegacyLogsUploaded>("legacy_logs_uploaded");
+        opts.Events.MapEventType<SessionEnded>("session_ended");
+
+        var ciphertextColumn = new EncryptedRecordingSerializer();
+        opts.Events.UseBinarySerializer<BatchUploaded>(ciphertextColumn);
+        opts.Events.UseBinarySerializer<LegacyLogsUploaded>(ciphertextColumn);
+
+        opts.Projections.Snapshot<PamSession>(SnapshotLifecycle.Inline);
+        opts.Projections.Add<RecordedBatchProjection>(ProjectionLifecycle.Inline);
+
+        // Only re-uploads of old offsets search by offset; pages go by id (session + sequence).
+        opts.Schema.For<RecordedBatch>().Index([x => x.SessionId, x => x.StartOffset]);
+        opts.Schema.For<OrgKeyRing>().UseOptimisticConcurrency(true);
+    }
+}

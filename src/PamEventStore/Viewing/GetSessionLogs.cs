@@ -1,0 +1,119 @@
+using System.Globalization;
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using PamEventStore.Crypto;
+using PamEventStore.Http;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using Wolverine.Http;
+
+namespace PamEventStore.Viewing;
+
+/// <summary>Which batches a log page covers: Infisical's contract, where both numbers count batches.</summary>
+public sealed record LogPageRequest(long Offset, int Limit)
+{
+    public const int DefaultLimit = 20;
+    public const int MaxLimit = 100;
+
+    public static (LogPageRequest? Page, ProblemDetails? Problem) From(IQueryCollection query)
+    {
+        long offset = 0;
+        var limit = DefaultLimit;
+        if (query.TryGetValue("offset", out var rawOffset)
+            && (rawOffset.Count != 1 || !long.TryParse(rawOffset[0], NumberStyles.None, CultureInfo.InvariantCulture, out offset)))
+        {
+            return (null, Problems.InvalidRequest("offset must be a non-negative integer: the number of batches to skip."));
+        }
+
+        if (query.TryGetValue("limit", out var rawLimit)
+            && (rawLimit.Count != 1 || !int.TryParse(rawLimit[0], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLimit))
+        {
+            return (null, Problems.InvalidRequest($"limit must be an integer from 1 to {MaxLimit}: the number of batches in the page."));
+        }
+
+        return (new LogPageRequest(offset, limit), null);
+    }
+}
+
+/// <summary>
+/// <c>GET /api/v1/pam/sessions/{sessionId}/logs?offset=0&amp;limit=20</c>: the decrypted events of
+/// <c>limit</c> batches from batch <c>offset</c>, as <c>{logs, hasMore, batchCount}</c> (Infisical's
+/// contract; the UI advances its cursor by batchCount) plus <c>batches</c>, one entry per batch with
+/// its offsets, hash and whether it opened. A page is found by primary key and stream version, never
+/// by SQL OFFSET, so it costs the same deep in a long session as at its start.
+/// </summary>
+public static class GetSessionLogsEndpoint
+{
+    [WolverineGet("/api/v1/pam/sessions/{sessionId}/logs")]
+    [Authorize(Policy = PamPolicies.Read)]
+    public static async Task<IResult> Get(Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, CancellationToken ct)
+    {
+        var (page, problem) = LogPageRequest.From(request.Query);
+        if (page is null) return problem!.ToResult();
+
+        // One round trip for the session and every batch the page could hold.
+        var lookup = db.CreateBatchQuery();
+        var sessionLookup = lookup.Load<PamSession>(sessionId);
+        var batchesLookup = lookup.LoadMany<RecordedBatch>().ById(
+            Enumerable.Range(0, page.Limit).Select(i => RecordedBatch.IdFor(sessionId, page.Offset + i)).ToArray());
+        await lookup.Execute(ct);
+
+        if (await sessionLookup is not { } session || !caller.CanSeeProject(session.ProjectId))
+        {
+            return Problems.SessionNotFound(sessionId).ToResult();
+        }
+
+        if (session.BatchCount == 0)
+        {
+            return session.Legacy is { } legacy && page.Offset == 0
+                ? new LogPage([await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct)], HasMore: false, BatchCount: 0, Batches: [])
+                : new LogPage([], HasMore: false, BatchCount: 0, Batches: []);
+        }
+
+        // The session snapshot decides the page's extent: batches committed after it was read wait for the next page.
+        var end = Math.Min(page.Offset + page.Limit, session.BatchCount);
+        var batches = (await batchesLookup).Where(b => b.Sequence < end).OrderBy(b => b.Sequence).ToList();
+        var opened = await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, batches, ct);
+        return new LogPage(opened.Select(o => o.Content).ToList(), HasMore: end < session.BatchCount, BatchCount: batches.Count, opened.Select(o => o.Entry).ToList());
+    }
+
+    private sealed record OpenedBatch(LogPageBatch Entry, byte[]? Content);
+
+    private static async Task<List<OpenedBatch>> OpenBatchesAsync(
+        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, List<RecordedBatch> batches, CancellationToken ct)
+    {
+        var opened = new List<OpenedBatch>(batches.Count);
+        if (batches.Count == 0) return opened;
+
+        var events = await db.Events.FetchStreamAsync(sessionId, version: batches[^1].StreamVersion, fromVersion: batches[0].StreamVersion, token: ct);
+        var uploaded = events
+            .Where(e => e.Data is BatchUploaded)
+            .ToDictionary(e => e.Version, e => (BatchUploaded)e.Data);
+
+        foreach (var batch in batches)
+        {
+            if (!uploaded.TryGetValue(batch.StreamVersion, out var stored) || stored.Sequence != batch.Sequence)
+            {
+                opened.Add(new OpenedBatch(LogPageBatch.From(batch, BatchReadStatus.Missing), null));
+                continue;
+            }
+
+            var (status, content) = await StoredRecording.OpenAsync(
+                cipher, new BatchPlace(orgId, sessionId, stored.Sequence, stored.StartOffset), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
+            opened.Add(new OpenedBatch(LogPageBatch.From(batch, status), content));
+        }
+
+        return opened;
+    }
+
+    private static async Task<byte[]?> OpenLegacyAsync(
+        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, LegacyRecording legacy, CancellationToken ct)
+    {
+        var events = await db.Events.FetchStreamAsync(sessionId, version: legacy.StreamVersion, fromVersion: legacy.StreamVersion, token: ct);
+        if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored) return null;
+
+        var (_, content) = await StoredRecording.OpenAsync(cipher, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
+        return content;
+    }
+}

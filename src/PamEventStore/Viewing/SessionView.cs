@@ -1,0 +1,45 @@
+using PamEventStore.Sessions;
+
+namespace PamEventStore.Viewing;
+
+/// <summary>
+/// A session as the UI shows it: the fields of Infisical's session object plus what this store adds
+/// (counts, completeness, gaps, conflicts). Answered inside <c>{"session": ...}</c> as Infisical does.
+/// </summary>
+public sealed record SessionView(
+    Guid Id,
+    string ProjectId,
+    string ResourceType,
+    string ResourceName,
+    string AccountName,
+    string UserId,
+    string? GatewayId,
+    string Status,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? EndedAt,
+    DateTimeOffset? ExpiresAt,
+    string? EndReason,
+    long BatchCount,
+    long EventCount,
+    long Bytes,
+    DateTimeOffset? LastUploadAt,
+    bool Complete,
+    int GapCount,
+    long MissingBytes,
+    IReadOnlyList<Gap> Gaps,
+    int ConflictCount,
+    bool HasLegacyLogs)
+{
+    public static SessionView From(PamSession s) => new(
+        s.Id, s.ProjectId, s.ResourceType, s.ResourceName, s.AccountName, s.UserId, s.GatewayId,
+        s.Status.ToString().ToLowerInvariant(),
+        s.CreatedAt, s.UpdatedAt, s.ActivatedAt, s.EndedAt, s.ExpiresAt, s.EndReason,
+        s.BatchCount, s.EventCount, s.PlaintextBytes, s.LastUploadAt,
+        s.Complete, s.GapCount, s.MissingBytes, s.Gaps, s.ConflictCount, s.Legacy is not null);
+
+    public static SessionEnvelope Envelope(PamSession session) => new(From(session));
+}
+
+public sealed record SessionEnvelope(SessionView Session);

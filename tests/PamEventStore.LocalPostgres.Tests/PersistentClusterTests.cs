@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Shouldly;
+using Xunit.Abstractions;
+using static PamEventStore.LocalPostgres.Tests.TestSupport;
+
+namespace PamEventStore.LocalPostgres.Tests;
+
+// Separate classes so xunit runs them in parallel: each cluster costs about a second of initdb.
+public class PersistentClusterTests(ITestOutputHelper output)
+{
+    [Fact]
+    public async Task a_persistent_cluster_keeps_its_data_and_port_across_restarts()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+
+        int firstPort;
+        await using (var first = await PostgresCluster.StartAsync(options))
+        {
+            firstPort = first.Port;
+            await ExecuteAsync(first.ConnectionString, "CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)");
+        }
+        File.Exists(scratch.PostmasterPid).ShouldBeFalse();
+
+        await using var second = await PostgresCluster.StartAsync(options);
+
+        second.StartedByUs.ShouldBeTrue();
+        second.Port.ShouldBe(firstPort);
+        (await ScalarAsync<int>(second.ConnectionString, "SELECT id FROM kept")).ShouldBe(7);
+    }
+
+    [Fact]
+    public async Task an_already_running_cluster_is_reused_and_left_running_when_that_handle_is_disposed()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions
+        {
+            Directory = scratch.Path,
+            Durable = false,
+            Settings = new Dictionary<string, string> { ["max_connections"] = "33" },
+            Log = output.WriteLine,
+        };
+        await using var owner = await PostgresCluster.StartAsync(options);
+
+        var reused = await PostgresCluster.StartAsync(options with { Database = "second" });
+        reused.StartedByUs.ShouldBeFalse();
+        reused.Port.ShouldBe(owner.Port);
+        reused.EffectiveSettings["max_connections"].ShouldBe("33");
+        reused.EffectiveSettings["fsync"].ShouldBe("off");
+        (await ScalarAsync<string>(reused.ConnectionString, "SELECT current_database()")).ShouldBe("second");
+        await reused.DisposeAsync();
+
+        (await ScalarAsync<int>(owner.ConnectionString, "SELECT 1")).ShouldBe(1);
+        Directory.Exists(scratch.Path).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task a_recorded_port_taken_by_another_process_is_replaced_by_a_free_one()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        int recorded;
+        await using (var first = await PostgresCluster.StartAsync(options)) recorded = first.Port;
+
+        var squatter = new TcpListener(IPAddress.Loopback, recorded);
+        squatter.Start();
+        try
+        {
+            await using var second = await PostgresCluster.StartAsync(options);
+
+            second.Port.ShouldNotBe(recorded);
+            (await File.ReadAllTextAsync(Path.Combine(scratch.Path, "port"))).Trim().ShouldBe(second.Port.ToString());
+            (await ScalarAsync<int>(second.ConnectionString, "SELECT 1")).ShouldBe(1);
+        }
+        finally
+        {
+            squatter.Stop();
+        }
+    }
+
+    [Fact]
+    public async Task a_killed_server_leaves_a_stale_pid_file_that_does_not_prevent_a_restart()
+    {
+        using var scratch = new ScratchDirectory();
+        // Durable: with synchronous_commit=off even a plain process kill loses the last commits.
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Log = output.WriteLine };
+        // Never disposed: its server is killed below, and disposing it would stop the restarted one in the same directory.
+        var first = await PostgresCluster.StartAsync(options);
+        await ExecuteAsync(first.ConnectionString, "CREATE TABLE survivor (id int); INSERT INTO survivor VALUES (1)");
+
+        var postmasterPid = int.Parse((await File.ReadAllLinesAsync(scratch.PostmasterPid))[0]);
+        using (var postmaster = Process.GetProcessById(postmasterPid))
+        {
+            postmaster.Kill();
+            await postmaster.WaitForExitAsync();
+        }
+        File.Exists(scratch.PostmasterPid).ShouldBeTrue();
+
+        await using var second = await PostgresCluster.StartAsync(options);
+
+        second.StartedByUs.ShouldBeTrue();
+        (await ScalarAsync<int>(second.ConnectionString, "SELECT id FROM survivor")).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task a_pid_file_naming_an_unrelated_live_process_does_not_block_a_start()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        await using (await PostgresCluster.StartAsync(options)) { }
+
+        // What a container restart leaves behind when the old PID now belongs to someone else: here, this test process.
+        await File.WriteAllTextAsync(scratch.PostmasterPid, $"{Environment.ProcessId}\n{Path.Combine(scratch.Path, "data")}\n0\n1\n\n\n\n");
+
+        await using var cluster = await PostgresCluster.StartAsync(options);
+
+        cluster.StartedByUs.ShouldBeTrue();
+        (await ScalarAsync<int>(cluster.ConnectionString, "SELECT 1")).ShouldBe(1);
+    }
+}
