@@ -65,7 +65,8 @@ builder.Host.UseWolverine(opts =>
     // Handlers are generated ahead of time into Internal/Generated (`dotnet run -- codegen write`):
     // no Roslyn in the process, fast start, and a test fails when the committed code is stale.
     opts.CodeGeneration.TypeLoadMode = TypeLoadMode.Static;
-    opts.CodeGeneration.GeneratedCodeOutputPath = Path.Combine(builder.Environment.ContentRootPath, "Internal", "Generated");
+    opts.CodeGeneration.GeneratedCodeOutputPath = builder.Configuration["Codegen:OutputPath"]
+                                                  ?? Path.Combine(builder.Environment.ContentRootPath, "Internal", "Generated");
 });
 builder.Services.AddWolverineHttp();
 
@@ -75,6 +76,7 @@ app.UsePamErrorResponses();
 app.UseAuthentication();
 app.UseAuthorization();
 
+app.MapHealth();
 app.MapWolverineEndpoints(opts =>
 {
     opts.RequireAuthorizeOnAll();

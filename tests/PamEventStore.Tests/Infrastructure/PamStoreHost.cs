@@ -1,0 +1,53 @@
+using Alba;
+using JasperFx.CommandLine;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Wolverine;
+
+namespace PamEventStore.Tests.Infrastructure;
+
+/// <summary>
+/// The service under test: Program's real host in memory (Alba), on a real PostgreSQL. One per test
+/// run; tests stay apart by each working in a fresh org (tenant), so nothing is wiped between them.
+/// </summary>
+public sealed class PamStoreHost : IAsyncLifetime
+{
+    public TestDatabase Database { get; private set; } = null!;
+    public IAlbaHost Host { get; private set; } = null!;
+    public TestClock Clock { get; } = new();
+    public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), $"pamstore-test-data-{Guid.NewGuid():N}");
+
+    public async Task InitializeAsync()
+    {
+        Database = await TestDatabase.StartAsync();
+        JasperFxEnvironment.AutoStartHost = true;
+        Host = await AlbaHost.For<Program>(builder =>
+        {
+            builder.UseEnvironment("Testing");
+            foreach (var (key, value) in TestKeys.ServiceSettings(Database.ConnectionString, DataDirectory)) builder.UseSetting(key, value);
+            builder.UseSetting("Codegen:OutputPath", Path.Combine(DataDirectory, "generated"));
+            builder.ConfigureServices(services =>
+            {
+                services.AddSingleton<TimeProvider>(Clock);
+                services.RunWolverineInSoloMode();
+                services.DisableAllExternalWolverineTransports();
+            });
+        });
+    }
+
+    /// <summary>A new organisation, unseen by any other test.</summary>
+    public Org NewOrg() => new(this, $"org-{Guid.NewGuid():N}");
+
+    public async Task DisposeAsync()
+    {
+        await Host.DisposeAsync();
+        await Database.DisposeAsync();
+        if (Directory.Exists(DataDirectory)) Directory.Delete(DataDirectory, recursive: true);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PamStoreCollection : ICollectionFixture<PamStoreHost>
+{
+    public const string Name = "pam store";
+}
