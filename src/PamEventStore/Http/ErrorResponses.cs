@@ -10,7 +10,15 @@ public static class ErrorResponses
 {
     public static void AddPamErrorResponses(this IServiceCollection services)
     {
-        services.AddProblemDetails();
+        services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
+        {
+            // Wolverine answers an unreadable JSON body with a generic httpstatuses.com type: give it ours.
+            if (context.ProblemDetails.Type?.StartsWith("https://httpstatuses.com/", StringComparison.Ordinal) == true
+                && context.ProblemDetails.Status == StatusCodes.Status400BadRequest)
+            {
+                context.ProblemDetails.Type = Problems.TypePrefix + "invalid-request";
+            }
+        });
         services.AddExceptionHandler<ProblemExceptionHandler>();
     }
 

@@ -24,11 +24,13 @@ public sealed record CreateSession(
 
 public static partial class CreateSessionEndpoint
 {
-    [GeneratedRegex("^[a-z0-9][a-z0-9_-]{0,39}$")]
+    [GeneratedRegex(@"^[a-z0-9][a-z0-9_-]{0,39}\z")]
     private static partial Regex ResourceTypePattern();
 
-    public static ProblemDetails Validate(CreateSession command, Caller caller, TimeProvider clock)
+    public static ProblemDetails Validate(CreateSession? command, Caller caller, TimeProvider clock)
     {
+        if (command is null) return Problems.InvalidRequest("The body must be a JSON object describing the session.");
+
         string? Missing(string? value, string name, int max = 256) =>
             string.IsNullOrWhiteSpace(value) ? $"'{name}' is required."
             : value.Length > max ? $"'{name}' is longer than {max} characters."
@@ -39,7 +41,7 @@ public static partial class CreateSessionEndpoint
                       ?? Missing(command.ResourceName, "resourceName")
                       ?? Missing(command.AccountName, "accountName")
                       ?? Missing(command.UserId, "userId")
-                      ?? (command.GatewayId is { Length: 0 or > 256 } ? "'gatewayId' must be 1 to 256 characters when given." : null)
+                      ?? (command.GatewayId is not null && (string.IsNullOrWhiteSpace(command.GatewayId) || command.GatewayId.Length > 256) ? "'gatewayId' must be 1 to 256 characters when given." : null)
                       ?? (!ResourceTypePattern().IsMatch(command.ResourceType!) ? "'resourceType' must be a lowercase name such as ssh, postgres or kubernetes." : null)
                       ?? (command.Id == Guid.Empty ? "'id' must not be the empty UUID." : null)
                       ?? (command.ExpiresAt <= clock.GetUtcNow() ? "'expiresAt' is in the past." : null);

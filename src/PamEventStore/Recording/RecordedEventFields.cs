@@ -52,24 +52,17 @@ internal sealed class RecordedEventFields
                 return false;
             }
 
-            var ok = name switch
+            bool ok;
+            try
             {
-                "timestamp" => TryString(ref reader, v => read.Timestamp = v),
-                "input" => TryString(ref reader, v => read.Input = v),
-                "output" => TryString(ref reader, v => read.Output = v),
-                "eventType" => TryString(ref reader, v => read.EventType = v),
-                "channelType" => TryString(ref reader, v => read.ChannelType = v),
-                "requestId" => TryString(ref reader, v => read.RequestId = v),
-                "method" => TryString(ref reader, v => read.Method = v),
-                "url" => TryString(ref reader, v => read.Url = v),
-                "status" => TryString(ref reader, v => read.Status = v),
-                // Go marshals a nil []byte as null: an event with no payload bytes.
-                "data" => reader.TokenType == JsonTokenType.Null || TryBase64(ref reader, v => read.Data = v),
-                "body" => TryBase64(ref reader, v => read.Body = v),
-                "elapsedTime" => reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds) && Set(() => read.ElapsedTime = seconds),
-                "headers" => TryHeaders(ref reader, read),
-                _ => SkipUnknown(ref reader),
-            };
+                ok = ReadValue(ref reader, name, read);
+            }
+            catch (InvalidOperationException)
+            {
+                // A string that is not valid UTF-8, or an unpaired surrogate escape.
+                error = new RecordingError(index, name, $"event {index}: '{name}' is not valid UTF-8 text");
+                return false;
+            }
 
             if (!ok)
             {
@@ -82,6 +75,25 @@ internal sealed class RecordedEventFields
         error = null;
         return true;
     }
+
+    private static bool ReadValue(ref Utf8JsonReader reader, string name, RecordedEventFields read) => name switch
+    {
+        "timestamp" => TryString(ref reader, v => read.Timestamp = v),
+        "input" => TryString(ref reader, v => read.Input = v),
+        "output" => TryString(ref reader, v => read.Output = v),
+        "eventType" => TryString(ref reader, v => read.EventType = v),
+        "channelType" => TryString(ref reader, v => read.ChannelType = v),
+        "requestId" => TryString(ref reader, v => read.RequestId = v),
+        "method" => TryString(ref reader, v => read.Method = v),
+        "url" => TryString(ref reader, v => read.Url = v),
+        "status" => TryString(ref reader, v => read.Status = v),
+        // Go marshals a nil []byte as null: an event with no payload bytes.
+        "data" => reader.TokenType == JsonTokenType.Null || TryBase64(ref reader, v => read.Data = v),
+        "body" => TryBase64(ref reader, v => read.Body = v),
+        "elapsedTime" => reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds) && Set(() => read.ElapsedTime = seconds),
+        "headers" => TryHeaders(ref reader, read),
+        _ => SkipUnknown(ref reader),
+    };
 
     private static string Expectation(string field) => field switch
     {

@@ -54,19 +54,14 @@ public static partial class RecordingParser
 
             if (!TryReadEvents(ref reader, allowEmpty: false, out batch, out error)) return false;
 
-            if (reader.Read())
-            {
-                batch = null;
-                error = new RecordingError(null, null, "unexpected content after the JSON array");
-                return false;
-            }
-
+            // Reading on refuses (throws on) anything but whitespace after the array.
+            reader.Read();
             return true;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             batch = null;
-            error = new RecordingError(null, null, $"malformed JSON at byte {e.BytePositionInLine ?? reader.BytesConsumed}");
+            error = new RecordingError(null, null, $"malformed JSON or invalid UTF-8 near byte {(e as JsonException)?.BytePositionInLine ?? reader.BytesConsumed}");
             return false;
         }
     }
@@ -115,20 +110,15 @@ public static partial class RecordingParser
                 return false;
             }
 
-            if (reader.Read())
-            {
-                batch = null;
-                error = new RecordingError(null, null, "unexpected content after the JSON object");
-                return false;
-            }
-
+            // Reading on refuses (throws on) anything but whitespace after the object.
+            reader.Read();
             error = null;
             return true;
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
         {
             batch = null;
-            error = new RecordingError(null, null, $"malformed JSON at byte {e.BytePositionInLine ?? reader.BytesConsumed}");
+            error = new RecordingError(null, null, $"malformed JSON or invalid UTF-8 near byte {(e as JsonException)?.BytePositionInLine ?? reader.BytesConsumed}");
             return false;
         }
     }
@@ -252,7 +242,8 @@ public static partial class RecordingParser
                 writer.WriteString("eventType"u8, fields.EventType);
                 if (fields.ChannelType is not null) writer.WriteString("channelType"u8, fields.ChannelType);
                 writer.WriteBase64String("data"u8, fields.Data ?? []);
-                writer.WriteNumber("elapsedTime"u8, elapsed);
+                // -0 and 0 are the same time: one canonical spelling, one hash.
+                writer.WriteNumber("elapsedTime"u8, elapsed == 0 ? 0d : elapsed);
                 break;
 
             case RecordedEventKind.HttpEvent:
@@ -318,7 +309,7 @@ public static partial class RecordingParser
     };
 
     // Go's time.Time marshals RFC 3339 with up to nine fractional digits and the gateway's own offset.
-    [GeneratedRegex(@"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\z", RegexOptions.CultureInvariant)]
     private static partial Regex Rfc3339();
 
     internal static bool TryParseTimestamp(string value, out DateTimeOffset timestamp)

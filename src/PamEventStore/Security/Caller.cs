@@ -4,7 +4,8 @@ using PamEventStore.Sessions;
 namespace PamEventStore.Security;
 
 /// <summary>
-/// Who is calling, read once from the validated token. Token validation has already refused tokens
+/// Who is calling, read once from the validated token. <see cref="ProjectIds"/> null means every
+/// project of the org; an empty set means none (a token that lists no projects). Token validation has already refused tokens
 /// without sub, org_id or a known actor_type, so a Caller always has them.
 /// </summary>
 public sealed record Caller(
@@ -24,22 +25,22 @@ public sealed record Caller(
                 ? value
                 : throw new InvalidOperationException($"An authenticated caller without '{claim}' reached an endpoint; token validation must refuse it.");
 
-        var projects = user.FindFirstValue(PamClaims.ProjectIds);
+        var projects = user.FindAll(PamClaims.ProjectIds).ToList();
         return new Caller(
             Required(PamClaims.OrgId),
             Required(PamClaims.Subject),
             Required(PamClaims.ActorType),
             user.FindFirstValue(PamClaims.GatewayId),
             SplitScopes(user),
-            projects is null ? null : projects.Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal),
+            projects.Count == 0 ? null : SplitValues(projects),
             context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : context.TraceIdentifier);
     }
 
     /// <summary>Scopes arrive space-separated in one claim, or as several claims (a JSON array).</summary>
-    public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) =>
-        user.FindAll(PamClaims.Scope)
-            .SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            .ToHashSet(StringComparer.Ordinal);
+    public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) => SplitValues(user.FindAll(PamClaims.Scope));
+
+    private static HashSet<string> SplitValues(IEnumerable<Claim> claims) =>
+        claims.SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToHashSet(StringComparer.Ordinal);
 
     public bool IsGateway => ActorType == "gateway" && GatewayId is not null;
 

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.JwtBearer;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Authorization.Policy;
+using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using PamEventStore.Http;
 using PamEventStore.Storage;
@@ -47,6 +48,7 @@ public static class SecuritySetup
                     OnTokenValidated = context =>
                     {
                         if (MissingClaim(context.Principal!) is { } problem) context.Fail(problem);
+                        else KeepEmptyProjectList(context);
                         return Task.CompletedTask;
                     },
                 };
@@ -60,6 +62,20 @@ public static class SecuritySetup
             .AddPolicy(PamPolicies.GatewayOrCreate, p => p.RequireAuthenticatedUser().AddRequirements(new GatewayOrScopeRequirement(PamScopes.Create)))
             .AddPolicy(PamPolicies.Create, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Create)))
             .AddPolicy(PamPolicies.Read, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Read)));
+    }
+
+    /// <summary>
+    /// "project_ids": [] produces no claim at all, which would read as "every project". A token that
+    /// lists its projects and lists none must see none: keep an empty claim so the list is known.
+    /// </summary>
+    private static void KeepEmptyProjectList(TokenValidatedContext context)
+    {
+        if (context.SecurityToken is JsonWebToken token
+            && token.TryGetPayloadValue<object>(PamClaims.ProjectIds, out _)
+            && !context.Principal!.HasClaim(c => c.Type == PamClaims.ProjectIds))
+        {
+            ((ClaimsIdentity)context.Principal.Identity!).AddClaim(new Claim(PamClaims.ProjectIds, ""));
+        }
     }
 
     /// <summary>Why a validated token still cannot be used, or null when it can.</summary>
@@ -130,9 +146,11 @@ public sealed class ProblemAuthorizationResultHandler : IAuthorizationMiddleware
     {
         if (authorizeResult.Challenged)
         {
+            // The handler caches its result for the request, so this only reads why it refused.
+            var failure = (await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme)).Failure;
+
             // Sets 401 and the WWW-Authenticate header; the body is ours.
             await context.ChallengeAsync(JwtBearerDefaults.AuthenticationScheme);
-            var failure = context.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure;
             var detail = failure is null ? "A bearer token is required." : $"The bearer token was refused: {failure.Message}";
             await Problems.Unauthorized(detail).ToResult().ExecuteAsync(context);
             return;

@@ -93,14 +93,15 @@ public static class GetSessionLogsEndpoint
 
         foreach (var batch in batches)
         {
-            if (!uploaded.TryGetValue(batch.StreamVersion, out var stored) || stored.Sequence != batch.Sequence)
+            if (!uploaded.TryGetValue(batch.StreamVersion, out var stored))
             {
                 opened.Add(new OpenedBatch(LogPageBatch.From(batch, BatchReadStatus.Missing), null));
                 continue;
             }
 
+            // The place comes from the index, not from the row: a row copied over another opens nowhere else.
             var (status, content) = await StoredRecording.OpenAsync(
-                cipher, new BatchPlace(orgId, sessionId, stored.Sequence, stored.StartOffset), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
+                cipher, new BatchPlace(orgId, sessionId, batch.Sequence, batch.StartOffset), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
             opened.Add(new OpenedBatch(LogPageBatch.From(batch, status), content));
         }
 

@@ -35,11 +35,27 @@ public sealed class PamStoreHost : IAsyncLifetime
         });
     }
 
+    private Task<ServiceProcess>? _process;
+
+    /// <summary>Upload limits of <see cref="ProcessAsync"/>: small, so a too-large body is cheap to send.</summary>
+    public const int ProcessBatchLimit = 64 * 1024;
+
+    /// <summary>The settings the service runs with as its own process.</summary>
+    public Dictionary<string, string> ProcessSettings => new(TestKeys.ServiceSettings(Database.ConnectionString, DataDirectory))
+    {
+        ["Uploads:MaxBatchBytes"] = ProcessBatchLimit.ToString(),
+        ["Uploads:MaxLegacyLogsBytes"] = (1024 * 1024).ToString(),
+    };
+
+    /// <summary>The same service started once as its own process on Kestrel, on the same database.</summary>
+    public Task<ServiceProcess> ProcessAsync() => _process ??= ServiceProcess.StartAsync(ProcessSettings);
+
     /// <summary>A new organisation, unseen by any other test.</summary>
     public Org NewOrg() => new(this, $"org-{Guid.NewGuid():N}");
 
     public async Task DisposeAsync()
     {
+        if (_process is not null) await (await _process).DisposeAsync();
         await Host.DisposeAsync();
         await Database.DisposeAsync();
         if (Directory.Exists(DataDirectory)) Directory.Delete(DataDirectory, recursive: true);

@@ -1,0 +1,149 @@
+using System.Net;
+using System.Text;
+using Marten;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Gateway;
+
+/// <summary>Bad input gets a clear problem, never a 500, and never changes what is stored.</summary>
+[Collection(PamStoreCollection.Name)]
+public sealed class when_uploading_bad_input(PamStoreHost store)
+{
+    private readonly Org _org = store.NewOrg();
+
+    /// <summary>A session holding one good batch at offset 0, and the number of events in its stream.</summary>
+    private async Task<(Guid Session, int Events)> SessionWithOneBatch()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeAccepted(0);
+        return (session, await EventCount(session));
+    }
+
+    private async Task<int> EventCount(Guid sessionId)
+    {
+        await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
+        return (await query.Events.FetchStreamAsync(sessionId)).Count;
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("endOffset=500")]
+    [InlineData("startOffset=")]
+    [InlineData("startOffset=-1")]
+    [InlineData("startOffset=abc")]
+    [InlineData("startOffset=1.5")]
+    [InlineData("startOffset=1e3")]
+    [InlineData("startOffset=+7")]
+    [InlineData("startOffset=99999999999999999999")]
+    [InlineData("startOffset=100&startOffset=200")]
+    [InlineData("startOffset=100&endOffset=100")]
+    [InlineData("startOffset=100&endOffset=50")]
+    [InlineData("startOffset=100&endOffset=x")]
+    public async Task a_missing_or_malformed_offset_is_refused(string query)
+    {
+        var (session, events) = await SessionWithOneBatch();
+
+        (await _org.UploadRawAsync(session, query, Encoding.UTF8.GetBytes(Lines(2, 1))))
+            .ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await EventCount(session)).ShouldBe(events);
+    }
+
+    [Theory]
+    [InlineData("", null, null)]
+    [InlineData("[]", null, null)]
+    [InlineData("{}", null, null)]
+    [InlineData("[{]", null, null)]
+    [InlineData("not json", null, null)]
+    [InlineData("[] []", null, null)]
+    [InlineData("[1]", 0, null)]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","input":"a","output":"b","extra":1}]""", 0, "extra")]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","input":"a"}]""", 0, "output")]
+    [InlineData("""[{"timestamp":"yesterday","input":"a","output":"b"}]""", 0, "timestamp")]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","eventType":"input","data":"%%%","elapsedTime":1}]""", 0, "data")]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","eventType":"typing","data":"","elapsedTime":1}]""", 0, "eventType")]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","eventType":"input","data":"","elapsedTime":-1}]""", 0, "elapsedTime")]
+    [InlineData("""[{"timestamp":"2026-12-04T10:00:00Z","eventType":"request","requestId":"r","headers":null,"url":"/"}]""", 0, "method")]
+    public async Task an_invalid_recording_is_refused_naming_the_event_and_field(string body, int? index, string? field)
+    {
+        var (session, events) = await SessionWithOneBatch();
+
+        var reply = await _org.UploadRawAsync(session, "startOffset=200", Encoding.UTF8.GetBytes(body));
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
+        if (index is not null) reply.Body.GetProperty("index").GetInt32().ShouldBe(index.Value);
+        if (field is not null) reply.Body.GetProperty("field").GetString().ShouldBe(field);
+        (await EventCount(session)).ShouldBe(events);
+    }
+
+    [Fact]
+    public async Task the_refusal_names_the_index_of_the_bad_event_in_a_long_batch()
+    {
+        var (session, _) = await SessionWithOneBatch();
+        var events = Enumerable.Range(0, 10).Select(i => Terminal(i, "x")).ToList();
+        events[7] = events[7].Replace("\"elapsedTime\":7.25", "\"elapsedTime\":\"7\"");
+
+        var reply = await _org.UploadAsync(session, 200, Batch(events.ToArray()));
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
+        reply.Body.GetProperty("index").GetInt32().ShouldBe(7);
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain("event 7");
+    }
+
+    [Fact]
+    public async Task a_body_over_the_limit_is_refused_with_the_limit()
+    {
+        var (session, events) = await SessionWithOneBatch();
+        var huge = Batch(Enumerable.Range(0, 3000).Select(i => Terminal(i, new string('x', 200))).ToArray());
+        Encoding.UTF8.GetByteCount(huge).ShouldBeGreaterThan(512 * 1024);
+
+        var reply = await _org.UploadAsync(session, 200, huge);
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        reply.Body.GetProperty("limit").GetInt64().ShouldBe(512 * 1024);
+        (await EventCount(session)).ShouldBe(events);
+    }
+
+    [Fact]
+    public async Task a_body_just_under_the_limit_is_accepted()
+    {
+        var session = await _org.CreateSessionAsync();
+        var events = new List<string>();
+        while (Encoding.UTF8.GetByteCount(Batch([.. events, Terminal(events.Count, new string('y', 300))])) < 512 * 1024)
+            events.Add(Terminal(events.Count, new string('y', 300)));
+
+        (await _org.UploadAsync(session, 0, Batch(events.ToArray()))).ShouldBeAccepted(0);
+    }
+
+    [Fact]
+    public async Task an_unsupported_content_type_is_refused()
+    {
+        var (session, events) = await SessionWithOneBatch();
+
+        var reply = await _org.UploadRawAsync(session, "startOffset=200", Encoding.UTF8.GetBytes(Lines(2, 1)), contentType: "text/plain");
+
+        reply.ShouldBeProblem(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        (await EventCount(session)).ShouldBe(events);
+    }
+
+    [Fact]
+    public async Task an_unknown_session_is_a_session_problem_not_a_missing_route()
+    {
+        (await _org.UploadAsync(Guid.NewGuid(), 0, Lines(0, 1))).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await _org.SendAsync(HttpMethod.Post, "/api/v1/pam/sessions/x/y/event-batch", _org.GatewayToken()))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "route-not-found");
+    }
+
+    [Fact]
+    public async Task a_bad_upload_never_changes_what_the_session_reads_back()
+    {
+        var (session, _) = await SessionWithOneBatch();
+        var before = (await _org.LogsAsync(session)).Body.GetRawText();
+
+        await _org.UploadRawAsync(session, "startOffset=0", Encoding.UTF8.GetBytes("[{\"broken\":"));
+        await _org.UploadRawAsync(session, "startOffset=0", Encoding.UTF8.GetBytes("[]"));
+        await _org.UploadRawAsync(session, "startOffset=-5", Encoding.UTF8.GetBytes(Lines(0, 2)));
+
+        (await _org.LogsAsync(session)).Body.GetRawText().ShouldBe(before);
+    }
+}

@@ -1,0 +1,88 @@
+using System.Net;
+using Marten;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Gateway;
+
+[Collection(PamStoreCollection.Name)]
+public sealed class when_uploading_legacy_logs(PamStoreHost store)
+{
+    private readonly Org _org = store.NewOrg();
+
+    private static string Queries(int count, string prefix = "select") => Batch(Enumerable.Range(0, count).Select(i => Query(i, $"{prefix} {i}")).ToArray());
+
+    [Fact]
+    public async Task the_whole_recording_is_stored_once_and_the_session_answered()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+
+        var reply = await _org.UploadLegacyAsync(session, Queries(3));
+
+        reply.Status.ShouldBe(HttpStatusCode.OK);
+        var view = reply.Body.GetProperty("session");
+        view.GetProperty("hasLegacyLogs").GetBoolean().ShouldBeTrue();
+        view.GetProperty("eventCount").GetInt64().ShouldBe(3);
+        view.GetProperty("status").GetString().ShouldBe("active");
+    }
+
+    [Fact]
+    public async Task the_same_logs_again_are_answered_as_before_and_stored_once()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        await _org.UploadLegacyAsync(session, Queries(3));
+
+        (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+
+        await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
+        (await query.Events.FetchStreamAsync(session)).Count(e => e.EventTypeName == "legacy_logs_uploaded").ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task different_logs_for_a_session_that_has_them_are_refused_and_the_first_kept()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        await _org.UploadLegacyAsync(session, Queries(3));
+
+        (await _org.UploadLegacyAsync(session, Queries(3, "drop table"))).ShouldBeProblem(HttpStatusCode.Conflict, "logs-conflict");
+
+        var logs = (await _org.LogsAsync(session)).Body.GetProperty("logs");
+        logs[0].GetProperty("input").GetString().ShouldBe("select 0");
+    }
+
+    [Fact]
+    public async Task an_empty_recording_is_accepted()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        (await _org.UploadLegacyAsync(session, "[]")).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.LogsAsync(session)).Body.GetProperty("logs").GetArrayLength().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task after_the_grace_window_of_an_ended_session_new_logs_are_refused()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        await _org.EndAsync(session);
+        store.Clock.Advance(TimeSpan.FromMinutes(3));
+
+        (await _org.UploadLegacyAsync(session, Queries(1))).ShouldBeProblem(HttpStatusCode.Conflict, "session-closed");
+    }
+
+    [Theory]
+    [InlineData("""{"log":[]}""")]
+    [InlineData("""{"logs":{}}""")]
+    [InlineData("""[]""")]
+    [InlineData("""{"logs":[{"timestamp":"2026-12-04T10:00:00Z","input":"x"}]}""")]
+    [InlineData("""{"logs":[]""")]
+    public async Task a_malformed_body_is_refused(string body)
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/logs", _org.GatewayToken(),
+            new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
+        (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+    }
+}

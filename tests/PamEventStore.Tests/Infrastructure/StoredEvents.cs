@@ -1,0 +1,55 @@
+using Marten;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using PamEventStore.Crypto;
+using PamEventStore.Recording;
+using PamEventStore.Sessions;
+
+namespace PamEventStore.Tests.Infrastructure;
+
+/// <summary>Direct access to what the service stored, for seeding long sessions and for tampering.</summary>
+public static class StoredEvents
+{
+    /// <summary>
+    /// Appends <paramref name="count"/> one-line batches the way the upload endpoint does (sealed with
+    /// the org's key, under the stream lock), hundreds per commit: a 10,000-batch session in seconds.
+    /// Batch i starts at offset i * 100 and holds "line i".
+    /// </summary>
+    public static async Task SeedBatchesAsync(PamStoreHost store, Org org, Guid sessionId, int count, int perCommit = 500)
+    {
+        var cipher = store.Host.Services.GetRequiredService<RecordingCipher>();
+        var actor = new Actor("gateway", "gateway:" + Org.Gateway, Org.Gateway, "seed");
+        for (var first = 0; first < count; first += perCommit)
+        {
+            await using var session = store.Host.DocumentStore().LightweightSession(org.Id);
+            var stream = await session.Events.FetchForExclusiveWriting<PamSession>(sessionId);
+            var sequence = stream.Aggregate!.BatchCount;
+            for (var i = first; i < Math.Min(first + perCommit, count); i++, sequence++)
+            {
+                RecordingParser.TryParseBatch(System.Text.Encoding.UTF8.GetBytes(Recordings.Lines((int)sequence, 1)), out var content, out _).ShouldBeTrue();
+                var sealedContent = await cipher.SealAsync(new BatchPlace(org.Id, sessionId, sequence, sequence * 100), content!.Canonical, CancellationToken.None);
+                stream.AppendOne(new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
+                    content.Sha256(), content.Sha256(), content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext });
+            }
+
+            await session.SaveChangesAsync();
+        }
+    }
+
+    public static async Task<int> ExecuteAsync(PamStoreHost store, string sql, params (string Name, object Value)[] parameters)
+    {
+        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
+        return await command.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The mt_events row holding batch <paramref name="sequence"/> of a session.</summary>
+    public const string BatchRow =
+        "tenant_id = @org and stream_id = @session and type = 'batch_uploaded' and version = " +
+        "(select (data ->> 'streamVersion')::bigint from pam.mt_doc_recordedbatch where tenant_id = @org and id = @batchId)";
+
+    public static (string, object)[] BatchRowParameters(Org org, Guid sessionId, long sequence) =>
+        [("org", org.Id), ("session", sessionId), ("batchId", RecordedBatch.IdFor(sessionId, sequence))];
+}

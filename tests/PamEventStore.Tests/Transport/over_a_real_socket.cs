@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using PamEventStore.Security;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Transport;
+
+/// <summary>The service as its own process on Kestrel, driven over loopback the way a gateway drives it.</summary>
+[Collection(PamStoreCollection.Name)]
+public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
+{
+    private readonly string _org = $"org-{Guid.NewGuid():N}";
+    private ServiceProcess _service = null!;
+
+    private Dictionary<string, string> Settings => store.ProcessSettings;
+
+    public async Task InitializeAsync() => _service = await store.ProcessAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    private async Task<Reply> Send(HttpMethod method, string url, string token, HttpContent? content = null)
+    {
+        using var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Headers.UserAgent.ParseAdd("cli");
+        return await Reply.From(await _service.Client.SendAsync(request));
+    }
+
+    private string Gateway => TestKeys.Token(TokenClaims.ForGateway(_org, "gw-1"));
+
+    private string User => TestKeys.Token(TokenClaims.ForUser(_org, "alice", PamScopes.Create, PamScopes.Read));
+
+    private async Task<Guid> CreateSession()
+    {
+        var created = await Send(HttpMethod.Post, Org.Sessions, User,
+            JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId = "gw-1" }));
+        created.Status.ShouldBe(HttpStatusCode.Created, created.Body.ToString());
+        return created.Body.GetProperty("session").GetProperty("id").GetGuid();
+    }
+
+    private static ByteArrayContent OctetStream(string body, bool chunked = false)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        var content = chunked ? (ByteArrayContent)new ChunkedContent(bytes) : new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+        return content;
+    }
+
+    [Fact]
+    public async Task a_gateway_session_goes_from_creation_to_replay()
+    {
+        var session = await CreateSession();
+
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)))).ShouldBeAccepted(0);
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)))).ShouldBeDuplicate();
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=300", Gateway, OctetStream(Lines(3, 3), chunked: true))).ShouldBeAccepted(1);
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/end", Gateway)).Status.ShouldBe(HttpStatusCode.OK);
+
+        var page = await Send(HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
+        page.Body.GetProperty("logs").GetArrayLength().ShouldBe(6);
+        page.Body.GetProperty("batchCount").GetInt32().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task a_body_declared_larger_than_the_limit_is_refused_with_a_problem()
+    {
+        var session = await CreateSession();
+        var big = Batch(Enumerable.Range(0, 400).Select(i => Terminal(i, new string('x', 200))).ToArray());
+
+        var reply = await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(big));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        reply.Body.GetProperty("limit").GetInt64().ShouldBe(PamStoreHost.ProcessBatchLimit);
+    }
+
+    [Fact]
+    public async Task a_chunked_body_that_grows_past_the_limit_is_refused_with_a_problem()
+    {
+        var session = await CreateSession();
+        var big = Batch(Enumerable.Range(0, 400).Select(i => Terminal(i, new string('x', 200))).ToArray());
+
+        var reply = await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(big, chunked: true));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        (await Send(HttpMethod.Get, $"{Org.Sessions}/{session}", User)).Body.GetProperty("session").GetProperty("batchCount").GetInt64().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task a_body_larger_than_kestrel_allows_on_any_endpoint_is_a_problem_not_a_crash()
+    {
+        var huge = new StringContent("{\"projectId\":\"" + new string('p', 3 * 1024 * 1024) + "\"}", Encoding.UTF8, "application/json");
+
+        var reply = await Send(HttpMethod.Post, Org.Sessions, User, huge);
+
+        ((int)reply.Status).ShouldBeOneOf(400, 413);
+        reply.Response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+    }
+
+    [Fact]
+    public async Task an_unknown_route_and_a_missing_token_are_problems_too()
+    {
+        (await Send(HttpMethod.Get, "/api/v2/nothing", User)).ShouldBeProblem(HttpStatusCode.NotFound, "route-not-found");
+
+        var anonymous = await Reply.From(await _service.Client.GetAsync($"{Org.Sessions}/{Guid.NewGuid()}"));
+        anonymous.ShouldBeProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        anonymous.Response.Headers.WwwAuthenticate.ToString().ShouldStartWith("Bearer");
+    }
+
+    [Fact]
+    public async Task the_token_command_prints_a_token_the_service_accepts()
+    {
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "token", "--org", _org, "--gateway", "gw-1");
+        exitCode.ShouldBe(0, output);
+        var token = output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last(l => l.StartsWith("eyJ"));
+
+        var session = await CreateSession();
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", token, OctetStream(Lines(0, 1)))).ShouldBeAccepted(0);
+    }
+
+    [Fact]
+    public async Task the_rotate_keys_command_adds_a_data_key_and_old_batches_stay_readable()
+    {
+        var session = await CreateSession();
+        await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 1)));
+
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "rotate-keys", "--org", _org);
+
+        exitCode.ShouldBe(0, output);
+        output.ShouldContain($"{_org}: new data key dk-");
+        var page = await Send(HttpMethod.Get, $"{Org.Sessions}/{session}/logs", User);
+        page.Body.GetProperty("batches")[0].GetProperty("status").GetString().ShouldBe("ok");
+    }
+
+    /// <summary>Content without a length, so HttpClient sends Transfer-Encoding: chunked.</summary>
+    private sealed class ChunkedContent(byte[] bytes) : ByteArrayContent(bytes)
+    {
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}
