@@ -188,7 +188,7 @@ public sealed class PostgresCluster : IAsyncDisposable
         }
 
         if (created) TryDelete(root, log);
-        throw new InvalidOperationException(
+        throw new PostgresDirectoryUnreachableException(
             $"PostgreSQL refuses to run as root, so it runs as the OS user 'postgres', and that user cannot use {root}"
             + (reach.StdErr.Length > 0 ? $" ({reach.StdErr})" : "")
             + ", most likely because a parent directory is not traversable by others (e.g. /root is 0700)."

@@ -13,5 +13,13 @@ public sealed class PostgresNotFoundException : Exception
         + " Three ways out:"
         + $" (1) install PostgreSQL {PostgresBinaries.MinimumMajorVersion} or newer (e.g. `apt-get install postgresql`) so that initdb and pg_ctl are on PATH or under /usr/lib/postgresql/<major>/bin;"
         + " (2) point at an existing server by setting ConnectionStrings:Marten (environment variable ConnectionStrings__Marten);"
-        + " (3) run `docker compose up -d` with the docker-compose.yml at the repository root.";
+        + " (3) start one with Docker from the repository root: `docker compose up -d postgres`, then set"
+        + " ConnectionStrings__Marten=\"Host=127.0.0.1;Port=5432;Database=pamstore;Username=pamstore;Password=pamstore\""
+        + " (or `docker compose up -d` to run the whole service in containers on port 5080).";
 }
+
+/// <summary>
+/// Running as root, the server runs as the OS user <c>postgres</c>, which cannot reach or write the
+/// requested directory (typically one under <c>/root</c>, which is 0700).
+/// </summary>
+public sealed class PostgresDirectoryUnreachableException(string message) : InvalidOperationException(message);

@@ -46,11 +46,9 @@ public static class UploadBatchEndpoint
         if (bodyProblem is not null) return bodyProblem.ToResult();
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
 
-        // Concurrent retries of one batch queue on the stream's row lock instead of racing to a
-        // version conflict: the second one then sees the first's batch and is a plain duplicate.
-        var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
-        if (stream.Aggregate is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
-        if (!caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
+        var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
+        if (stream is null) return refusal!;
+        var session = stream.Aggregate!;
 
         var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
             ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, ct)

@@ -33,9 +33,9 @@ public static class UploadLegacyLogsEndpoint
         if (bodyProblem is not null) return bodyProblem.ToResult();
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 
-        var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
-        if (stream.Aggregate is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
-        if (!caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
+        var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
+        if (stream is null) return refusal!;
+        var session = stream.Aggregate!;
 
         switch (LegacyLogsRules.Decide(session, logs, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
         {

@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Text;
 using PamEventStore.LocalPostgres;
 
 namespace PamEventStore.Storage;
@@ -46,7 +48,19 @@ public sealed class DatabaseConnection(IConfiguration configuration, IHostEnviro
         };
 
         logger.LogInformation("No ConnectionStrings:Marten configured: starting a local PostgreSQL cluster in {Directory}", options.Directory);
-        _cluster = PostgresCluster.StartAsync(options).GetAwaiter().GetResult();
+        try
+        {
+            _cluster = PostgresCluster.StartAsync(options).GetAwaiter().GetResult();
+        }
+        catch (PostgresDirectoryUnreachableException)
+        {
+            // A checkout under /root, run as root: the 'postgres' user cannot enter it. Keep the
+            // cluster where it can, at a path derived from the checkout so the next run finds it again.
+            var fallback = Path.Combine("/var/tmp", $"pamstore-postgres-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(options.Directory)))[..12]}");
+            logger.LogWarning("The postgres user cannot reach {Directory}; keeping the local cluster in {Fallback} instead", options.Directory, fallback);
+            _cluster = PostgresCluster.StartAsync(options with { Directory = fallback }).GetAwaiter().GetResult();
+        }
+
         logger.LogInformation("Local PostgreSQL {Version} listening on 127.0.0.1:{Port}", _cluster.ServerVersion, _cluster.Port);
         return _cluster.ConnectionString;
     }
