@@ -13,7 +13,7 @@ public sealed class PostgresNotFoundException : Exception
         + " Three ways out:"
         + $" (1) install PostgreSQL {PostgresBinaries.MinimumMajorVersion} or newer (e.g. `apt-get install postgresql`) so that initdb and pg_ctl are on PATH or under /usr/lib/postgresql/<major>/bin;"
         + " (2) point at an existing server by setting ConnectionStrings:Marten (environment variable ConnectionStrings__Marten);"
-        + " (3) start one with Docker from the repository root: `docker compose up -d postgres`, then set"
+        + " (3) start one with Docker, using the docker-compose.yml at the repository root: `docker compose up -d postgres`, then set"
         + " ConnectionStrings__Marten=\"Host=127.0.0.1;Port=5432;Database=pamstore;Username=pamstore;Password=pamstore\""
         + " (or `docker compose up -d` to run the whole service in containers on port 5080).";
 }
