@@ -37,6 +37,7 @@ builder.WebHost.ConfigureKestrel((context, kestrel) =>
 });
 
 builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configuration, builder.Environment, dataDirectory));
+builder.Services.AddHostedService<MasterKeysAtStartup>();
 builder.Services.AddSingleton<OrgDataKeys>();
 builder.Services.AddSingleton<RecordingCipher>();
 

@@ -89,3 +89,18 @@ public sealed class MasterKeys
         return new MasterKeys(stored.Keys.ToDictionary(k => k.Key, k => Convert.FromBase64String(k.Value)), stored.Active);
     }
 }
+
+/// <summary>
+/// Loads the master keys as the service starts: without one, Production stops here with the reason
+/// rather than failing its first upload.
+/// </summary>
+public sealed class MasterKeysAtStartup(MasterKeys keys, ILogger<MasterKeysAtStartup> logger) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        logger.LogInformation("Data keys are wrapped with master key {MasterKeyId}", keys.ActiveKeyId);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

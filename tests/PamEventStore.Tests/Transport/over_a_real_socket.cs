@@ -135,6 +135,30 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         page.Body.GetProperty("batches")[0].GetProperty("status").GetString().ShouldBe("ok");
     }
 
+    [Fact]
+    public async Task production_without_a_master_key_refuses_to_start()
+    {
+        var settings = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        settings.Remove($"Encryption:MasterKeys:{TestKeys.MasterKeyId}");
+
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
+
+        exitCode.ShouldNotBe(0);
+        output.ShouldContain("No master key is configured");
+    }
+
+    [Fact]
+    public async Task production_without_token_validation_settings_refuses_to_start()
+    {
+        var settings = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        settings.Remove("Auth:SigningKey");
+
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
+
+        exitCode.ShouldNotBe(0);
+        output.ShouldContain("Auth:Authority");
+    }
+
     /// <summary>Content without a length, so HttpClient sends Transfer-Encoding: chunked.</summary>
     private sealed class ChunkedContent(byte[] bytes) : ByteArrayContent(bytes)
     {
