@@ -1,0 +1,147 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+namespace PamEventStore.Gateway.Client;
+
+/// <summary>What the service answered to an upload.</summary>
+public sealed record UploadResult(HttpStatusCode Status, bool Duplicate, long? Sequence, string? ProblemType, string? Detail)
+{
+    public bool Succeeded => Status == HttpStatusCode.OK;
+
+    /// <summary>An Infisical gateway takes any 404 on the batch route for "old platform" and falls back to the legacy upload.</summary>
+    public bool MeansOldPlatform => Status == HttpStatusCode.NotFound;
+}
+
+/// <summary>The session a platform opens for a user, bound to the gateway that will record it.</summary>
+public sealed record NewSession(
+    string ProjectId,
+    string ResourceType,
+    string ResourceName,
+    string AccountName,
+    string UserId,
+    string? GatewayId,
+    Guid? Id = null,
+    DateTimeOffset? ExpiresAt = null);
+
+/// <summary>
+/// The reference client of the PAM session API: every call a gateway or platform makes, with the
+/// same paths, headers and bodies as the Infisical gateway.
+/// </summary>
+public sealed class PamApiClient(HttpClient http)
+{
+    private const string Sessions = "/api/v1/pam/sessions";
+    private static readonly MediaTypeHeaderValue OctetStream = new("application/octet-stream");
+
+    /// <summary>
+    /// <c>POST {sessionId}/event-batches?startOffset=N</c> with the raw JSON array as octet-stream.
+    /// <paramref name="endOffset"/> is this service's extension (gap detection); Infisical gateways omit it.
+    /// </summary>
+    public async Task<UploadResult> UploadBatchAsync(string gatewayToken, Guid sessionId, long startOffset, long? endOffset, ReadOnlyMemory<byte> events, CancellationToken ct = default)
+    {
+        var url = $"{Sessions}/{sessionId}/event-batches?startOffset={startOffset}" + (endOffset is { } end ? $"&endOffset={end}" : "");
+        using var content = new ReadOnlyMemoryContent(events);
+        content.Headers.ContentType = OctetStream;
+        using var response = await SendAsync(HttpMethod.Post, url, gatewayToken, content, ct);
+        return await ReadUploadResult(response, ct);
+    }
+
+    /// <summary><c>POST {sessionId}/logs</c>: the legacy bulk upload of the whole recording at session end.</summary>
+    public async Task<UploadResult> UploadLegacyLogsAsync(string gatewayToken, Guid sessionId, ReadOnlyMemory<byte> eventsArray, CancellationToken ct = default)
+    {
+        var prefix = "{\"logs\":"u8;
+        var body = new byte[prefix.Length + eventsArray.Length + 1];
+        prefix.CopyTo(body);
+        eventsArray.Span.CopyTo(body.AsSpan(prefix.Length));
+        body[^1] = (byte)'}';
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await SendAsync(HttpMethod.Post, $"{Sessions}/{sessionId}/logs", gatewayToken, content, ct);
+        return await ReadUploadResult(response, ct);
+    }
+
+    public async Task<Guid> CreateSessionAsync(string platformToken, NewSession session, CancellationToken ct = default)
+    {
+        using var response = await SendAsync(HttpMethod.Post, Sessions, platformToken, JsonContent.Create(session, options: JsonOptions), ct);
+        var body = await EnsureSuccess(response, ct);
+        return body.GetProperty("session").GetProperty("id").GetGuid();
+    }
+
+    public async Task<JsonElement> EndSessionAsync(string token, Guid sessionId, string? reason = null, CancellationToken ct = default)
+    {
+        var url = $"{Sessions}/{sessionId}/end" + (reason is null ? "" : $"?reason={Uri.EscapeDataString(reason)}");
+        using var response = await SendAsync(HttpMethod.Post, url, token, null, ct);
+        return (await EnsureSuccess(response, ct)).GetProperty("session");
+    }
+
+    public async Task<JsonElement> GetSessionAsync(string token, Guid sessionId, CancellationToken ct = default)
+    {
+        using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}", token, null, ct);
+        return (await EnsureSuccess(response, ct)).GetProperty("session");
+    }
+
+    /// <summary><c>GET {sessionId}/logs?offset&amp;limit</c>: a page of decrypted events; both numbers count batches.</summary>
+    public async Task<JsonElement> GetLogsAsync(string token, Guid sessionId, long offset, int limit, CancellationToken ct = default)
+    {
+        using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}/logs?offset={offset}&limit={limit}", token, null, ct);
+        return await EnsureSuccess(response, ct);
+    }
+
+    public async Task<JsonElement> GetUploadStateAsync(string gatewayToken, Guid sessionId, CancellationToken ct = default)
+    {
+        using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}/upload-state", gatewayToken, null, ct);
+        return await EnsureSuccess(response, ct);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private Task<HttpResponseMessage> SendAsync(HttpMethod method, string url, string token, HttpContent? content, CancellationToken ct)
+    {
+        var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Headers.UserAgent.ParseAdd("cli");
+        return http.SendAsync(request, ct);
+    }
+
+    private static async Task<UploadResult> ReadUploadResult(HttpResponseMessage response, CancellationToken ct)
+    {
+        var body = await ReadJson(response, ct);
+        if (response.StatusCode == HttpStatusCode.OK)
+        {
+            var duplicate = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("duplicate", out var d) && d.GetBoolean();
+            long? sequence = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("sequence", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt64() : null;
+            return new UploadResult(response.StatusCode, duplicate, sequence, null, null);
+        }
+
+        return new UploadResult(response.StatusCode, false, null, Property(body, "type"), Property(body, "detail"));
+    }
+
+    private static async Task<JsonElement> EnsureSuccess(HttpResponseMessage response, CancellationToken ct)
+    {
+        var body = await ReadJson(response, ct);
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"{(int)response.StatusCode} {Property(body, "type")}: {Property(body, "detail")}", null, response.StatusCode);
+        return body;
+    }
+
+    private static async Task<JsonElement> ReadJson(HttpResponseMessage response, CancellationToken ct)
+    {
+        var bytes = await response.Content.ReadAsByteArrayAsync(ct);
+        if (bytes.Length == 0) return default;
+        try
+        {
+            return JsonDocument.Parse(bytes).RootElement;
+        }
+        catch (JsonException)
+        {
+            return default;
+        }
+    }
+
+    private static string? Property(JsonElement body, string name) =>
+        body.ValueKind == JsonValueKind.Object && body.TryGetProperty(name, out var value) ? value.ToString() : null;
+}

@@ -1,0 +1,36 @@
+using PamEventStore.Gateway.Recording;
+
+namespace PamEventStore.Gateway.Client;
+
+/// <summary>
+/// A gateway's upload of one session: flushes send what the recording file holds past the
+/// acknowledged offset, with the Infisical gateway's behaviour on errors (keep the offset, retry next
+/// time; a 404 means an old platform: upload everything through the legacy endpoint at the end).
+/// </summary>
+public sealed class SessionUploader(PamApiClient client, Guid sessionId, string gatewayToken, bool sendEndOffset)
+{
+    public Guid SessionId => sessionId;
+
+    public RecordingFile File { get; } = new();
+
+    public bool LegacyMode { get; private set; }
+
+    /// <returns>The service's answer, or null when there was nothing to send.</returns>
+    public async Task<UploadResult?> FlushAsync(CancellationToken ct)
+    {
+        if (LegacyMode || File.NextBatch() is not { } batch) return null;
+
+        var result = await client.UploadBatchAsync(gatewayToken, sessionId, batch.StartOffset, sendEndOffset ? batch.EndOffset : null, batch.Body, ct);
+        if (result.Succeeded) File.Acknowledge(batch);
+        else if (result.MeansOldPlatform) LegacyMode = true;
+        return result;
+    }
+
+    /// <summary>The gateway's cleanup: a final flush (or the legacy upload), then end the session.</summary>
+    public async Task EndAsync(string reason, CancellationToken ct)
+    {
+        await FlushAsync(ct);
+        if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
+        await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
+    }
+}

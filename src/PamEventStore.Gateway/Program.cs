@@ -1,0 +1,82 @@
+using System.CommandLine;
+using PamEventStore.Gateway.Client;
+using PamEventStore.Gateway.Replay;
+using PamEventStore.Gateway.Simulation;
+
+// pam-gateway: a gateway simulator and reference client for PamEventStore.
+//   dotnet run --project src/PamEventStore.Gateway -- simulate --gateways 2 --sessions 5 --duration 60s
+//   dotnet run --project src/PamEventStore.Gateway -- replay --cast demo.cast --speed 2
+
+var url = new Option<string>("--url") { Description = "The service", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+var org = new Option<string>("--org") { Description = "Organisation (tenant) to work in", DefaultValueFactory = _ => "acme" };
+var signingKeyFile = new Option<FileInfo>("--signing-key-file")
+{
+    Description = "The service's HS256 token key (base64), to mint gateway and platform tokens",
+    DefaultValueFactory = _ => new FileInfo(Path.Combine("src", "PamEventStore", ".pamstore", "token-signing.key")),
+};
+var signingKey = new Option<string?>("--signing-key") { Description = "The key itself (base64), instead of --signing-key-file" };
+
+var gateways = new Option<int>("--gateways") { Description = "Concurrent gateways", DefaultValueFactory = _ => 2 };
+var sessions = new Option<int>("--sessions") { Description = "Sessions per gateway", DefaultValueFactory = _ => 5 };
+var kind = new Option<string>("--kind") { Description = "terminal (SSH) or sql (database command logs)", DefaultValueFactory = _ => "terminal" };
+var interval = new Option<TimeSpan>("--interval") { Description = "Flush interval per session (500ms, 10s, 2m)", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = Duration };
+var duration = new Option<TimeSpan>("--duration") { Description = "How long to run (500ms, 10s, 2m)", DefaultValueFactory = _ => TimeSpan.FromMinutes(1), CustomParser = Duration };
+var batchBytes = new Option<int>("--batch-bytes") { Description = "Recorded JSON per session per interval", DefaultValueFactory = _ => 4096 };
+var infisical = new Option<bool>("--infisical") { Description = "Behave exactly like an Infisical gateway: no endOffset" };
+kind.AcceptOnlyFromAmong("terminal", "sql");
+
+var cast = new Option<FileInfo>("--cast") { Description = "An asciicast v2 file", Required = true };
+var speed = new Option<double>("--speed") { Description = "Playback speed", DefaultValueFactory = _ => 1.0 };
+var gatewayId = new Option<string>("--gateway") { Description = "Gateway id", DefaultValueFactory = _ => "gw-1" };
+
+var simulate = new Command("simulate", "Run gateways that record sessions and upload a batch per session every interval")
+{
+    url, org, signingKeyFile, signingKey, gateways, sessions, kind, interval, duration, batchBytes, infisical,
+};
+simulate.SetAction(async (parse, ct) =>
+{
+    using var http = new HttpClient { BaseAddress = new Uri(parse.GetValue(url)!) };
+    var fleet = new GatewayFleet(new PamApiClient(http), Tokens(parse), new FleetOptions
+    {
+        OrgId = parse.GetValue(org)!,
+        Gateways = parse.GetValue(gateways),
+        SessionsPerGateway = parse.GetValue(sessions),
+        Kind = parse.GetValue(kind)!,
+        Interval = parse.GetValue(interval),
+        Duration = parse.GetValue(duration),
+        BatchBytes = parse.GetValue(batchBytes),
+        SendEndOffset = !parse.GetValue(infisical),
+    });
+    var report = await fleet.RunAsync(Console.WriteLine, ct);
+    Console.WriteLine($"{report.Uploads} uploads from {report.Sessions} sessions in {report.Elapsed.TotalSeconds:0.0} s ({report.UploadsPerSecond:0.0}/s), " +
+                      $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{f.Key}: {f.Value}]"))}");
+    Console.WriteLine($"latency p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms; largest flush lag {report.MaxLag.TotalMilliseconds:0} ms");
+    return report.FailureCount == 0 ? 0 : 1;
+});
+
+var replay = new Command("replay", "Play an asciicast as a live SSH session through a gateway") { url, org, signingKeyFile, signingKey, cast, speed, interval, gatewayId };
+replay.SetAction(async (parse, ct) =>
+{
+    using var http = new HttpClient { BaseAddress = new Uri(parse.GetValue(url)!) };
+    using var reader = parse.GetValue(cast)!.OpenText();
+    var recording = Asciicast.Read(reader);
+    var sessionId = await new LiveReplay(new PamApiClient(http), Tokens(parse), parse.GetValue(org)!, parse.GetValue(gatewayId)!)
+        .RunAsync(recording, parse.GetValue(speed), parse.GetValue(interval), Console.WriteLine, ct);
+    Console.WriteLine(sessionId);
+    return 0;
+});
+
+return await new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay }.Parse(args).InvokeAsync();
+
+static TimeSpan Duration(System.CommandLine.Parsing.ArgumentResult result)
+{
+    var text = result.Tokens.Single().Value;
+    var (number, unit) = text.EndsWith("ms") ? (text[..^2], 0.001) : text.EndsWith('s') ? (text[..^1], 1) : text.EndsWith('m') ? (text[..^1], 60) : (text, double.NaN);
+    if (double.TryParse(number, System.Globalization.CultureInfo.InvariantCulture, out var value) && !double.IsNaN(unit)) return TimeSpan.FromSeconds(value * unit);
+    if (TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var span)) return span;
+    result.AddError($"'{text}' is not a duration such as 500ms, 10s or 2m.");
+    return default;
+}
+
+DevelopmentTokens Tokens(ParseResult parse) =>
+    DevelopmentTokens.FromBase64(parse.GetValue(signingKey) ?? File.ReadAllText(parse.GetValue(signingKeyFile)!.FullName));

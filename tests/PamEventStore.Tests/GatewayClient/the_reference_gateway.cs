@@ -1,0 +1,132 @@
+using System.Text;
+using System.Text.Json;
+using PamEventStore.Gateway.Client;
+using PamEventStore.Gateway.Recording;
+using PamEventStore.Gateway.Replay;
+using PamEventStore.Gateway.Simulation;
+using PamEventStore.Gateway.Workloads;
+using PamEventStore.Recording;
+using PamEventStore.Tests.Infrastructure;
+
+namespace PamEventStore.Tests.GatewayClient;
+
+[Collection(PamStoreCollection.Name)]
+public sealed class the_reference_gateway(PamStoreHost store)
+{
+    private readonly string _org = $"org-{Guid.NewGuid():N}";
+    private readonly DevelopmentTokens _tokens = DevelopmentTokens.FromBase64(TestKeys.SigningKey);
+
+    private PamApiClient Client() => new(store.Host.Server.CreateClient());
+
+    [Fact]
+    public async Task a_fleet_of_gateways_records_every_session_completely()
+    {
+        var fleet = new GatewayFleet(Client(), _tokens, new FleetOptions
+        {
+            OrgId = _org, Gateways = 2, SessionsPerGateway = 2, Interval = TimeSpan.FromMilliseconds(100), Duration = TimeSpan.FromMilliseconds(650),
+        });
+
+        var report = await fleet.RunAsync();
+
+        report.Sessions.ShouldBe(4);
+        report.FailureCount.ShouldBe(0);
+        report.Uploads.ShouldBeGreaterThanOrEqualTo(4 * 5);
+        report.Latency.Count.ShouldBe(report.Uploads);
+    }
+
+    [Theory]
+    [InlineData("terminal", false)]
+    [InlineData("sql", true)]
+    public async Task what_a_gateway_uploads_reads_back_event_for_event(string kind, bool infisicalGateway)
+    {
+        var client = Client();
+        Workload workload = kind == "sql" ? new SqlWorkload(7, DateTimeOffset.UtcNow) : new TerminalWorkload(7, DateTimeOffset.UtcNow);
+        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("p", workload.ResourceType, "r", "a", "u", "gw-1"));
+        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: !infisicalGateway);
+        var recorded = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            workload.Record(uploader.File, 4096, TimeSpan.FromSeconds(10));
+            recorded.AddRange(JsonDocument.Parse(uploader.File.NextBatch()!.Body).RootElement.EnumerateArray().Select(e => e.GetRawText()));
+            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+        }
+
+        await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        var page = await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100);
+        page.GetProperty("logs").EnumerateArray().Select(e => e.GetRawText()).ShouldBe(recorded.Select(Canonical));
+        var session = await client.GetSessionAsync(_tokens.Platform(_org), sessionId);
+        session.GetProperty("status").GetString().ShouldBe("ended");
+        session.GetProperty("complete").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public void offsets_advance_like_the_gateways_encrypted_recording_file()
+    {
+        var file = new RecordingFile();
+        file.Append("{\"a\":1}"u8.ToArray());
+        file.Append("{\"b\":22}"u8.ToArray());
+
+        var batch = file.NextBatch()!;
+        batch.StartOffset.ShouldBe(0);
+        batch.EndOffset.ShouldBe(7 + 32 + 8 + 32);
+        Encoding.UTF8.GetString(batch.Body).ShouldBe("[{\"a\":1},{\"b\":22}]");
+
+        // Not acknowledged: the next batch starts at the same offset and carries more.
+        file.Append("{\"c\":3}"u8.ToArray());
+        file.NextBatch()!.StartOffset.ShouldBe(0);
+        file.Acknowledge(batch);
+        file.NextBatch()!.StartOffset.ShouldBe(batch.EndOffset);
+        file.NextBatch()!.EventCount.ShouldBe(1);
+    }
+
+    [Theory]
+    [InlineData(0, "2026-12-04T10:00:00Z")]
+    [InlineData(1_230_000, "2026-12-04T10:00:00.123Z")]
+    [InlineData(1_234_567, "2026-12-04T10:00:00.1234567Z")]
+    public void timestamps_are_written_as_go_marshals_them(long ticks, string expected)
+    {
+        GoJson.Timestamp(new DateTimeOffset(2026, 12, 4, 10, 0, 0, TimeSpan.Zero).AddTicks(ticks)).ShouldBe(expected);
+    }
+
+    [Fact]
+    public void an_asciicast_becomes_terminal_events_the_service_accepts()
+    {
+        var cast = Asciicast.Read(new StringReader("""
+            {"version": 2, "width": 80, "height": 24}
+            [0.5, "o", "$ "]
+            [1.25, "i", "l"]
+            [2.0, "r", "100x30"]
+            [2.5, "m", "chapter 1"]
+            """));
+
+        var events = cast.Events.Select(e => LiveReplay.ToSessionEvent(e, DateTimeOffset.UnixEpoch)).OfType<byte[]>().ToList();
+
+        events.Count.ShouldBe(3);
+        var batch = Encoding.UTF8.GetBytes("[" + string.Join(",", events.Select(Encoding.UTF8.GetString)) + "]");
+        RecordingParser.TryParseBatch(batch, out var parsed, out var error).ShouldBeTrue(error?.Message);
+        parsed!.EventCount.ShouldBe(3);
+        JsonDocument.Parse(events[1]).RootElement.GetProperty("eventType").GetString().ShouldBe("input");
+        JsonDocument.Parse(events[2]).RootElement.GetProperty("eventType").GetString().ShouldBe("resize");
+    }
+
+    [Fact]
+    public async Task a_cast_replays_live_and_reads_back_in_order()
+    {
+        var cast = Asciicast.Read(new StringReader(string.Join('\n',
+            ["""{"version": 2, "width": 80, "height": 24}""", .. Enumerable.Range(0, 20).Select(i => $"[{i * 0.01:0.00}, \"o\", \"line {i}\\r\\n\"]")])));
+        var client = Client();
+
+        var sessionId = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), _ => { }, CancellationToken.None);
+
+        var logs = (await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100)).GetProperty("logs");
+        logs.EnumerateArray().Select(e => Encoding.UTF8.GetString(e.GetProperty("data").GetBytesFromBase64())).ShouldBe(Enumerable.Range(0, 20).Select(i => $"line {i}\r\n"));
+    }
+
+    private static string Canonical(string goJson)
+    {
+        RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes("[" + goJson + "]"), out var batch, out _).ShouldBeTrue();
+        var canonical = Encoding.UTF8.GetString(batch!.Canonical.Span);
+        return canonical[1..^1];
+    }
+}
