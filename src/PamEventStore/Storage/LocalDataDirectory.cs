@@ -27,7 +27,7 @@ public sealed class LocalDataDirectory(string path)
             if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
             try
             {
-                using var writer = new StreamWriter(path, System.Text.Encoding.UTF8, options);
+                using var writer = new StreamWriter(path, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
                 writer.Write(create());
             }
             catch (IOException) when (File.Exists(path))

@@ -3,6 +3,7 @@ using JasperFx.Events;
 using JasperFx.Events.Projections;
 using JasperFx.MultiTenancy;
 using Marten;
+using Npgsql;
 using PamEventStore.Crypto;
 using PamEventStore.Sessions;
 using Weasel.Core;
@@ -14,7 +15,7 @@ public static class MartenSetup
     /// <summary>The event store: one stream per session, every event and document under its org's tenant.</summary>
     public static void ConfigurePamStore(this StoreOptions opts, string connectionString)
     {
-        opts.Connection(connectionString);
+        opts.Connection(Tuned(connectionString));
         opts.DatabaseSchemaName = "pam";
         opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);
 
@@ -48,4 +49,21 @@ public static class MartenSetup
         opts.Schema.For<RecordedBatch>().Index([x => x.SessionId, x => x.StartOffset]);
         opts.Schema.For<OrgKeyRing>().UseOptimisticConcurrency(true);
     }
+
+    /// <summary>
+    /// Connection defaults measured to matter (BENCHMARKS.md), unless the connection string sets them:
+    /// no DISCARD ALL when a pooled connection is reused (it also throws away every prepared
+    /// statement and plan), and automatic preparation of the statements every upload repeats.
+    /// </summary>
+    public static string Tuned(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (!HasKey(connectionString, "No Reset On Close")) builder.NoResetOnClose = true;
+        if (!HasKey(connectionString, "Max Auto Prepare")) builder.MaxAutoPrepare = 64;
+        if (!HasKey(connectionString, "Auto Prepare Min Usages")) builder.AutoPrepareMinUsages = 2;
+        return builder.ConnectionString;
+    }
+
+    private static bool HasKey(string connectionString, string key) =>
+        connectionString.Contains(key, StringComparison.OrdinalIgnoreCase) || connectionString.Contains(key.Replace(" ", ""), StringComparison.OrdinalIgnoreCase);
 }

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 
-namespace PamEventStore.Tests.Infrastructure;
+namespace PamEventStore.Testing;
 
 /// <summary>
 /// The built service running as its own process on Kestrel and a real loopback socket: for what the
@@ -24,6 +24,8 @@ public sealed class ServiceProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
 
+    public int ProcessId => _process.Id;
+
     public HttpClient Client { get; }
 
     public string Output
@@ -34,6 +36,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <param name="settings">Configuration keys (":" or "__"), including ASPNETCORE_ENVIRONMENT to run as other than Testing.</param>
     public static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings)
     {
         var url = $"http://127.0.0.1:{FreePort()}";

@@ -1,4 +1,4 @@
-namespace PamEventStore.Tests.Infrastructure;
+namespace PamEventStore.Testing;
 
 /// <summary>Paths in the checkout the tests run from.</summary>
 public static class Repository

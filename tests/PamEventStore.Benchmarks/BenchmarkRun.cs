@@ -1,0 +1,397 @@
+using System.Diagnostics;
+using System.Net;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Npgsql;
+using PamEventStore.Gateway.Client;
+using PamEventStore.Gateway.Simulation;
+using PamEventStore.LocalPostgres;
+using PamEventStore.Testing;
+
+namespace PamEventStore.Benchmarks;
+
+/// <summary>How much load each measurement gets: full runs judge the targets, quick ones prove the harness works.</summary>
+public sealed record BenchmarkSize(bool Quick)
+{
+    public int Gateways => 8;
+    public int SessionsPerGateway => 4;
+    public int IngestBatchesPerSession => int.TryParse(Environment.GetEnvironmentVariable("BENCH_INGEST_BATCHES"), out var n) ? n : Quick ? 15 : 150;
+    public TimeSpan LatencyRun => Quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(20);
+    public int LongSessionBatches => Quick ? 300 : 10_010;
+
+    /// <summary>Where "early" and "late" append latency are taken: 50 batches from batch 10, and 50 ending at the last.</summary>
+    public int EarlyWindow => 10;
+    public int LateWindow => LongSessionBatches - 50;
+    public int DeepPageOffset => Quick ? 200 : 9_900;
+    public int PageRepeats => Quick ? 10 : 40;
+    public int SustainedGateways => Quick ? 2 : 10;
+    public int SustainedSessionsPerGateway => Quick ? 50 : 100;
+    public TimeSpan SustainedInterval => Quick ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(10);
+    public TimeSpan SustainedDuration => Quick ? TimeSpan.FromSeconds(6) : TimeSpan.FromSeconds(60);
+}
+
+/// <summary>
+/// The whole benchmark: a throwaway PostgreSQL, the service as its own Kestrel process, the gateway
+/// simulator driving it over loopback, and the raw-table baseline on the same cluster with the same
+/// payload bytes and concurrency, one after the other in the same run.
+/// </summary>
+public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log)
+{
+    private readonly Dictionary<string, double> _details = [];
+    private long _servicePayloadBytes;
+    private long _rawPayloadBytes;
+    private CpuMeter _cpu = null!;
+
+    public async Task<BenchmarkResults> RunAsync()
+    {
+        var started = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+
+        await using var cluster = await PostgresCluster.StartAsync(PostgresClusterOptions.InTempDirectory("pamstore-bench") with
+        {
+            Durable = durable,
+            Settings = new Dictionary<string, string> { ["max_connections"] = "300" },
+        });
+        var pgSettings = await ServerSettingsAsync(cluster.ConnectionString);
+        log($"PostgreSQL {cluster.ServerVersion} on 127.0.0.1:{cluster.Port}: " + string.Join(", ", pgSettings.Select(s => $"{s.Key}={s.Value}")));
+
+        var signingKey = RandomNumberGenerator.GetBytes(32);
+        var dataDirectory = Path.Combine(Path.GetTempPath(), $"pamstore-bench-data-{Guid.NewGuid():N}");
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        {
+            ["ASPNETCORE_ENVIRONMENT"] = "Production",
+            ["ConnectionStrings:Marten"] = (Environment.GetEnvironmentVariable("BENCH_DB") ?? cluster.ConnectionString) + (Environment.GetEnvironmentVariable("BENCH_CS_EXTRA") ?? ""),
+            ["Auth:SigningKey"] = Convert.ToBase64String(signingKey),
+            ["Encryption:MasterKeys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            ["LocalData:Directory"] = dataDirectory,
+            ["Logging:LogLevel:Default"] = "Warning",
+        });
+        log($"service pid {service.ProcessId} on {service.BaseAddress}");
+
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
+        {
+            BaseAddress = service.BaseAddress,
+            Timeout = TimeSpan.FromSeconds(60),
+        };
+        var api = new PamApiClient(http);
+        var tokens = new DevelopmentTokens(signingKey);
+        var org = "bench";
+        var raw = new RawBaseline(Environment.GetEnvironmentVariable("BENCH_DB") ?? cluster.ConnectionString);
+        await raw.CreateAsync();
+
+        _cpu = new CpuMeter(service.ProcessId, Environment.GetEnvironmentVariable("BENCH_DB") is null ? Path.Combine(cluster.Directory, "data") : "/tmp/pgprobe/data");
+        var figures = new List<Figure>();
+        await WarmUpAsync(api, tokens, org, raw);
+
+        var (ingest, duplicates) = await IngestAndDuplicatesAsync(api, tokens, org, raw);
+        figures.Add(ingest);
+        figures.Add(duplicates);
+        if (Environment.GetEnvironmentVariable("BENCH_STOP_AFTER_INGEST") == "1") Environment.Exit(0);
+        figures.Add(await LatencyAtLoadAsync(api, tokens, org, ingest.Value * 0.8));
+        figures.AddRange(await LongSessionAsync(api, http, tokens, org, raw));
+        figures.Add(await DiskAsync(cluster.ConnectionString, raw));
+        figures.Add(await SustainedAsync(api, tokens, ingest.Value));
+        figures.Add(PeakRss(service.ProcessId));
+
+        if (Directory.Exists(dataDirectory)) Directory.Delete(dataDirectory, recursive: true);
+        return new BenchmarkResults(size.Quick ? "quick" : "full", started, clock.Elapsed.TotalSeconds, Machine(cluster), pgSettings, figures, _details);
+    }
+
+    private async Task WarmUpAsync(PamApiClient api, DevelopmentTokens tokens, string org, RawBaseline raw)
+    {
+        var warmup = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP"), out var w) ? w : 25;
+        var plans = Enumerable.Range(0, 8).Select(i => Payloads.Plan($"gw-{i + 1}", 900 + i, warmup)).ToList();
+        await CreateSessionsAsync(api, tokens, org, plans);
+        await ServiceUploadAsync(api, tokens, org, plans, workers: 8, countBytes: false);
+        await ServiceUploadAsync(api, tokens, org, plans, workers: 8, countBytes: false);
+        await raw.InsertAsync(plans, 8);
+        log("warmed up");
+    }
+
+    private async Task<(Figure Ingest, Figure Duplicates)> IngestAndDuplicatesAsync(PamApiClient api, DevelopmentTokens tokens, string org, RawBaseline raw)
+    {
+        var plans = Enumerable.Range(0, size.Gateways * size.SessionsPerGateway)
+            .Select(i => Payloads.Plan($"gw-{i % size.Gateways + 1}", i, size.IngestBatchesPerSession))
+            .ToList();
+        var batches = plans.Sum(p => p.Batches.Count);
+        var bytes = plans.Sum(p => p.Batches.Sum(b => (long)b.Body.Length));
+        _details["ingest_batches"] = batches;
+        _details["ingest_average_batch_bytes"] = (double)bytes / batches;
+        await CreateSessionsAsync(api, tokens, org, plans);
+
+        var cpuBefore = _cpu.Read();
+        var (rawElapsed, rawInserted) = await raw.InsertAsync(plans, size.Gateways);
+        var cpuBetween = _cpu.Read();
+        _rawPayloadBytes += bytes;
+        var service = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: true);
+        var cpuAfter = _cpu.Read();
+        _details["raw_postgres_cpu_ms_per_batch"] = (cpuBetween.Postgres - cpuBefore.Postgres) * 1000 / batches;
+        _details["service_cpu_ms_per_upload"] = (cpuAfter.Service - cpuBetween.Service) * 1000 / batches;
+        _details["service_postgres_cpu_ms_per_upload"] = (cpuAfter.Postgres - cpuBetween.Postgres) * 1000 / batches;
+        log($"cpu per upload: service {_details["service_cpu_ms_per_upload"]:0.00} ms + its postgres {_details["service_postgres_cpu_ms_per_upload"]:0.00} ms; raw postgres {_details["raw_postgres_cpu_ms_per_batch"]:0.00} ms");
+        if (rawInserted != batches || service.Accepted != batches) throw new InvalidOperationException($"ingest stored {service.Accepted} (raw {rawInserted}) of {batches} batches");
+
+        var rawRate = batches / rawElapsed.TotalSeconds;
+        var rate = batches / service.Elapsed.TotalSeconds;
+        log($"ingest: service {rate:0}/s, raw {rawRate:0}/s ({batches} batches of {bytes / batches} B, {size.Gateways} gateways)");
+
+        var (rawDupElapsed, rawDupInserted) = await raw.InsertAsync(plans, size.Gateways);
+        var dupCpuBefore = _cpu.Read();
+        var dup = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: false);
+        var dupCpuAfter = _cpu.Read();
+        _details["duplicate_service_cpu_ms"] = (dupCpuAfter.Service - dupCpuBefore.Service) * 1000 / batches;
+        _details["duplicate_postgres_cpu_ms"] = (dupCpuAfter.Postgres - dupCpuBefore.Postgres) * 1000 / batches;
+        log($"cpu per duplicate: service {_details["duplicate_service_cpu_ms"]:0.00} ms + postgres {_details["duplicate_postgres_cpu_ms"]:0.00} ms");
+        if (rawDupInserted != 0 || dup.Duplicates != batches) throw new InvalidOperationException($"duplicates: {dup.Duplicates} of {batches} answered as duplicates (raw inserted {rawDupInserted})");
+        var rawDupRate = batches / rawDupElapsed.TotalSeconds;
+        var dupRate = batches / dup.Elapsed.TotalSeconds;
+        log($"duplicates: service {dupRate:0}/s, raw {rawDupRate:0}/s");
+
+        return (
+            new Figure("ingest", $"ingest uploads/s, {size.Gateways} concurrent gateways", rate, "/s", rawRate, rate / rawRate, ">= 0.40", rate / rawRate >= 0.40),
+            new Figure("duplicates", "duplicate retries/s (same batch re-sent)", dupRate, "/s", rawDupRate, dupRate / rawDupRate, ">= 0.50", dupRate / rawDupRate >= 0.50));
+    }
+
+    private async Task<Figure> LatencyAtLoadAsync(PamApiClient api, DevelopmentTokens tokens, string org, double rate)
+    {
+        const int sessions = 64;
+        var total = (int)(rate * size.LatencyRun.TotalSeconds);
+        var plans = Enumerable.Range(0, sessions).Select(i => Payloads.Plan($"gw-{i % size.Gateways + 1}", 2000 + i, total / sessions + 1)).ToList();
+        await CreateSessionsAsync(api, tokens, org, plans);
+        var gatewayTokens = GatewayTokens(tokens, org, plans);
+
+        // Open loop: request i is due at i / rate whatever happened before, and its latency counts
+        // from when it was due, so a stall shows in the tail instead of slowing the schedule down.
+        var latency = new LatencyRecorder();
+        var previous = Enumerable.Repeat(Task.CompletedTask, sessions).ToArray();
+        var clock = Stopwatch.StartNew();
+        for (var i = 0; i < total; i++)
+        {
+            var due = TimeSpan.FromSeconds(i / rate);
+            var wait = due - clock.Elapsed;
+            if (wait > TimeSpan.FromMilliseconds(2)) await Task.Delay(wait);
+            var plan = plans[i % sessions];
+            var batch = plan.Batches[i / sessions];
+            var before = previous[i % sessions];
+            previous[i % sessions] = Task.Run(async () =>
+            {
+                await before;
+                var result = await api.UploadBatchAsync(gatewayTokens[plan.GatewayId], plan.SessionId, batch.StartOffset, batch.EndOffset, batch.Body);
+                if (!result.Succeeded) throw new InvalidOperationException($"upload failed: {(int)result.Status} {result.ProblemType}");
+                Interlocked.Add(ref _servicePayloadBytes, batch.Body.Length);
+                latency.Record(clock.Elapsed - due);
+            });
+        }
+
+        await Task.WhenAll(previous);
+        var p50 = latency.Percentile(50);
+        var p99 = latency.Percentile(99);
+        _details["latency_rate_per_s"] = rate;
+        _details["latency_p50_ms"] = p50;
+        _details["latency_p99_ms"] = p99;
+        _details["latency_max_ms"] = latency.Percentile(100);
+        log($"latency at {rate:0}/s: p50 {p50:0.0} ms, p99 {p99:0.0} ms");
+        return new Figure("latency_at_80pct", $"upload p99 / p50 at 80% of peak ({rate:0}/s; p50 {p50:0.0} ms, p99 {p99:0.0} ms)", p99, "ms", p50, p99 / p50, "<= 5", p99 / p50 <= 5);
+    }
+
+    private async Task<IEnumerable<Figure>> LongSessionAsync(PamApiClient api, HttpClient http, DevelopmentTokens tokens, string org, RawBaseline raw)
+    {
+        var plan = Payloads.Plan("gw-1", 7777, size.LongSessionBatches);
+        await CreateSessionsAsync(api, tokens, org, [plan]);
+        var token = tokens.Gateway(org, plan.GatewayId);
+        var latencies = new double[plan.Batches.Count];
+        for (var i = 0; i < plan.Batches.Count; i++)
+        {
+            var batch = plan.Batches[i];
+            var started = Stopwatch.GetTimestamp();
+            var result = await api.UploadBatchAsync(token, plan.SessionId, batch.StartOffset, batch.EndOffset, batch.Body);
+            latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            if (!result.Succeeded || result.Sequence != i) throw new InvalidOperationException($"batch {i}: {(int)result.Status} {result.ProblemType}");
+            _servicePayloadBytes += batch.Body.Length;
+        }
+
+        await raw.InsertAsync([plan], 1);
+        _rawPayloadBytes += plan.Batches.Sum(b => (long)b.Body.Length);
+
+        var early = Median(latencies.AsSpan(size.EarlyWindow, 50));
+        var late = Median(latencies.AsSpan(size.LateWindow, 50));
+        _details["long_session_batches"] = plan.Batches.Count;
+        _details["sequential_uploads_per_s"] = plan.Batches.Count / (latencies.Sum() / 1000);
+        log($"long session: {plan.Batches.Count} sequential uploads, median append {early:0.00} ms at batch {size.EarlyWindow}, {late:0.00} ms at batch {size.LateWindow}");
+
+        // Pages of 100 batches at the start and deep in the session, against the raw table's same rows.
+        var reader = tokens.Platform(org);
+        var deepOffset = plan.Batches[size.DeepPageOffset].StartOffset;
+        await using var connection = await raw.OpenAsync();
+        var (first, deep, rawFirst, rawDeep) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+        for (var i = 0; i < size.PageRepeats; i++)
+        {
+            first.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, 0)));
+            deep.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, size.DeepPageOffset)));
+            rawFirst.Add(await TimeAsync(() => raw.ReadPageAsync(connection, plan.SessionId, 0, 100)));
+            rawDeep.Add(await TimeAsync(() => raw.ReadPageAsync(connection, plan.SessionId, deepOffset, 100)));
+        }
+
+        var (pageFirst, pageDeep, rawPageFirst, rawPageDeep) = (Median(first.ToArray()), Median(deep.ToArray()), Median(rawFirst.ToArray()), Median(rawDeep.ToArray()));
+        var vsRaw = Math.Max(pageFirst / rawPageFirst, pageDeep / rawPageDeep);
+        _details["page_at_0_ms"] = pageFirst;
+        _details["page_deep_ms"] = pageDeep;
+        _details["raw_page_at_0_ms"] = rawPageFirst;
+        _details["raw_page_deep_ms"] = rawPageDeep;
+        log($"log page of 100 batches: {pageFirst:0.00} ms at 0, {pageDeep:0.00} ms at {size.DeepPageOffset}; raw select+decrypt {rawPageFirst:0.00} / {rawPageDeep:0.00} ms");
+
+        return
+        [
+            new Figure("append_latency_growth", $"append latency at batch {size.LateWindow} / at batch {size.EarlyWindow}", late, "ms", early, late / early, "<= 1.2", late / early <= 1.2),
+            new Figure("page_latency_growth", $"log page (100 batches) at offset {size.DeepPageOffset} / at 0", pageDeep, "ms", pageFirst, pageDeep / pageFirst, "<= 1.2", pageDeep / pageFirst <= 1.2),
+            new Figure("page_vs_raw", "log page / raw SQL select of the same rows + decrypt", Math.Max(pageFirst, pageDeep), "ms",
+                pageFirst / rawPageFirst >= pageDeep / rawPageDeep ? rawPageFirst : rawPageDeep, vsRaw, "<= 3", vsRaw <= 3),
+        ];
+    }
+
+    private async Task<Figure> DiskAsync(string connectionString, RawBaseline raw)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using (var vacuum = new NpgsqlCommand("vacuum analyze", connection)) await vacuum.ExecuteNonQueryAsync();
+
+        // Everything the event store keeps: events, streams, snapshots, the batch index, keys; with indexes and TOAST.
+        await using var size = new NpgsqlCommand(
+            "select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c join pg_namespace n on n.oid = c.relnamespace " +
+            "where n.nspname = 'pam' and c.relkind = 'r' and c.relname like 'mt_%'", connection);
+        var serviceBytes = (long)(await size.ExecuteScalarAsync())!;
+        var rawBytes = await raw.SizeOnDiskAsync();
+        var perByte = (double)serviceBytes / _servicePayloadBytes;
+        var rawPerByte = (double)rawBytes / _rawPayloadBytes;
+        _details["disk_service_bytes"] = serviceBytes;
+        _details["disk_service_payload_bytes"] = _servicePayloadBytes;
+        _details["disk_raw_bytes"] = rawBytes;
+        _details["disk_raw_payload_bytes"] = _rawPayloadBytes;
+        log($"disk: {serviceBytes / 1048576.0:0.0} MiB for {_servicePayloadBytes / 1048576.0:0.0} MiB uploaded ({perByte:0.00}/B); raw table {rawPerByte:0.00}/B");
+        return new Figure("disk_per_payload_byte", "PostgreSQL bytes on disk per uploaded payload byte", perByte, "x", rawPerByte, null, "<= 1.5", perByte <= 1.5);
+    }
+
+    private async Task<Figure> SustainedAsync(PamApiClient api, DevelopmentTokens tokens, double peakRate)
+    {
+        var sessions = size.SustainedGateways * size.SustainedSessionsPerGateway;
+        var fleet = new GatewayFleet(api, tokens, new FleetOptions
+        {
+            OrgId = "bench-fleet",
+            Gateways = size.SustainedGateways,
+            SessionsPerGateway = size.SustainedSessionsPerGateway,
+            Interval = size.SustainedInterval,
+            Duration = size.SustainedDuration,
+            EndSessions = false,
+        });
+        var report = await fleet.RunAsync(log);
+        var expected = sessions * Math.Floor(size.SustainedDuration / size.SustainedInterval - 1e-9);
+        var kept = report.FailureCount == 0 && report.Uploads >= expected * 0.99 && report.MaxLag < TimeSpan.FromSeconds(1);
+
+        // One upload per session per 10 s: a node's sessions are its peak rate times ten, kept at 80% to leave headroom.
+        var sessionsPerNode = peakRate * 10 * 0.8;
+        _details["sustained_sessions"] = sessions;
+        _details["sustained_uploads"] = report.Uploads;
+        _details["sustained_uploads_per_s"] = report.UploadsPerSecond;
+        _details["sustained_p99_ms"] = report.Latency.Percentile(99);
+        _details["sustained_max_lag_ms"] = report.MaxLag.TotalMilliseconds;
+        _details["sustained_failures"] = report.FailureCount;
+        _details["sessions_per_node_at_80pct"] = sessionsPerNode;
+        log($"sustained: {sessions} sessions every {size.SustainedInterval.TotalSeconds:0} s: {report.Uploads} uploads ({report.UploadsPerSecond:0.0}/s), " +
+            $"p99 {report.Latency.Percentile(99):0.0} ms, largest lag {report.MaxLag.TotalMilliseconds:0} ms, {report.FailureCount} failed; one node holds ~{sessionsPerNode:0} sessions");
+        return new Figure("sustained_sessions", $"{sessions} sessions, one batch per {size.SustainedInterval.TotalSeconds:0} s each: kept up (node holds ~{sessionsPerNode:0})",
+            report.UploadsPerSecond, "/s", sessions / size.SustainedInterval.TotalSeconds, null, "no backlog", kept);
+    }
+
+    private Figure PeakRss(int pid)
+    {
+        var status = File.ReadAllLines($"/proc/{pid}/status");
+        var hwm = status.First(l => l.StartsWith("VmHWM:"));
+        var mib = long.Parse(hwm.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        log($"service peak RSS {mib:0.0} MiB");
+        return new Figure("peak_rss", "service peak RSS during the run", mib, "MiB", null, null, "<= 300", mib <= 300);
+    }
+
+    private sealed record UploadTally(TimeSpan Elapsed, int Accepted, int Duplicates);
+
+    /// <summary>Each worker is a gateway sending its sessions' batches one after the other, as fast as answered.</summary>
+    private async Task<UploadTally> ServiceUploadAsync(PamApiClient api, DevelopmentTokens tokens, string org, IReadOnlyList<SessionPlan> plans, int workers, bool countBytes)
+    {
+        var gatewayTokens = GatewayTokens(tokens, org, plans);
+        var byWorker = Enumerable.Range(0, workers).Select(w => plans.Where((_, i) => i % workers == w).ToList()).ToList();
+        var accepted = 0;
+        var duplicates = 0;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(byWorker.Select(mine => Task.Run(async () =>
+        {
+            foreach (var (plan, batch) in RawBaseline.Interleave(mine))
+            {
+                var result = await api.UploadBatchAsync(gatewayTokens[plan.GatewayId], plan.SessionId, batch.StartOffset, batch.EndOffset, batch.Body);
+                if (!result.Succeeded) throw new InvalidOperationException($"upload failed: {(int)result.Status} {result.ProblemType} {result.Detail}");
+                if (result.Duplicate) Interlocked.Increment(ref duplicates);
+                else Interlocked.Increment(ref accepted);
+                if (countBytes && !result.Duplicate) Interlocked.Add(ref _servicePayloadBytes, batch.Body.Length);
+            }
+        })));
+        return new UploadTally(clock.Elapsed, accepted, duplicates);
+    }
+
+    private static async Task CreateSessionsAsync(PamApiClient api, DevelopmentTokens tokens, string org, IEnumerable<SessionPlan> plans)
+    {
+        var platform = tokens.Platform(org);
+        foreach (var plan in plans)
+        {
+            await api.CreateSessionAsync(platform, new NewSession("bench", plan.ResourceType, "target", "operator", "user", plan.GatewayId, plan.SessionId));
+        }
+    }
+
+    private static Dictionary<string, string> GatewayTokens(DevelopmentTokens tokens, string org, IEnumerable<SessionPlan> plans) =>
+        plans.Select(p => p.GatewayId).Distinct().ToDictionary(g => g, g => tokens.Gateway(org, g));
+
+    private static async Task<int> GetPageAsync(HttpClient http, string token, Guid sessionId, long offset)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/pam/sessions/{sessionId}/logs?offset={offset}&limit=100");
+        request.Headers.Authorization = new("Bearer", token);
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        if (response.StatusCode != HttpStatusCode.OK) throw new InvalidOperationException($"page at {offset}: {(int)response.StatusCode}");
+        return body.Length;
+    }
+
+    private static async Task<double> TimeAsync(Func<Task<int>> action)
+    {
+        var started = Stopwatch.GetTimestamp();
+        await action();
+        return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+    }
+
+    private static double Median(Span<double> values)
+    {
+        var sorted = values.ToArray();
+        Array.Sort(sorted);
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static async Task<Dictionary<string, string>> ServerSettingsAsync(string connectionString)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        var settings = new Dictionary<string, string>();
+        foreach (var name in new[] { "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_level", "max_connections" })
+        {
+            await using var show = new NpgsqlCommand($"show {name}", connection);
+            settings[name] = (string)(await show.ExecuteScalarAsync())!;
+        }
+
+        return settings;
+    }
+
+    private static Dictionary<string, string> Machine(PostgresCluster cluster) => new()
+    {
+        ["cpus"] = Environment.ProcessorCount.ToString(),
+        ["cpu"] = File.Exists("/proc/cpuinfo") ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name"))?.Split(':', 2)[1].Trim() ?? "" : "",
+        ["memory_gib"] = (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 1073741824.0).ToString("0.0"),
+        ["os"] = RuntimeInformation.OSDescription,
+        ["dotnet"] = RuntimeInformation.FrameworkDescription,
+        ["postgres"] = cluster.ServerVersion,
+    };
+}

@@ -1,0 +1,35 @@
+using PamEventStore.Benchmarks;
+
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--out bench-results/latest.json]
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
+
+if (args is ["verify", var file])
+{
+    try
+    {
+        var verified = BenchmarkResults.Verify(file);
+        Console.WriteLine($"{file}: {verified.Figures.Count} figures ({verified.Mode} run), all present");
+        return 0;
+    }
+    catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException or IOException)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 1;
+    }
+}
+
+var quick = args.Contains("--quick");
+var durable = !args.Contains("--no-fsync");
+var outIndex = Array.IndexOf(args, "--out");
+var output = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : Path.Combine("bench-results", "latest.json");
+
+#if DEBUG
+Console.Error.WriteLine("warning: a Debug build; figures are only meaningful with -c Release");
+#endif
+
+var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"));
+var results = await run.RunAsync();
+results.Print(Console.Out);
+await results.WriteAsync(output);
+Console.WriteLine($"\nwritten to {Path.GetFullPath(output)} ({results.DurationSeconds:0} s, {results.Mode} run)");
+return 0;
