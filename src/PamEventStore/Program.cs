@@ -40,6 +40,7 @@ builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configu
 builder.Services.AddHostedService<MasterKeysAtStartup>();
 builder.Services.AddSingleton<OrgDataKeys>();
 builder.Services.AddSingleton<RecordingCipher>();
+builder.Services.AddSingleton<StoredBatchMemory>();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

@@ -35,6 +35,7 @@ public static class UploadBatchEndpoint
         IDocumentSession db,
         Caller caller,
         RecordingCipher cipher,
+        StoredBatchMemory memory,
         IOptions<UploadOptions> options,
         TimeProvider clock,
         CancellationToken ct)
@@ -44,6 +45,11 @@ public static class UploadBatchEndpoint
 
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxBatchBytes, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
+
+        // An exact retry of what this node stored: the answer cannot have changed since.
+        var bodySha256 = StoredBatchMemory.BodyHash(body);
+        if (memory.IsStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256)) return Duplicate;
+
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
 
         var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
@@ -63,6 +69,7 @@ public static class UploadBatchEndpoint
                 var sealedContent = await cipher.SealAsync(place, accept.Content.Canonical, ct);
                 stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
                 await db.SaveChangesAsync(ct);
+                memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
                 return Results.Ok(new BatchReceipt(true, false, accept.Batch.Sequence));
 
             case RejectBatch reject:
@@ -75,9 +82,12 @@ public static class UploadBatchEndpoint
                 return Problems.Rejected(reject.Reason, sessionId, startOffset).ToResult();
 
             default:
-                return Results.Ok(new BatchReceipt(true, true, null));
+                memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
+                return Duplicate;
         }
     }
+
+    private static readonly IResult Duplicate = Results.Ok(new BatchReceipt(true, true, null));
 
     /// <summary>
     /// Strict: Wolverine's own binding would read "abc" or "-1" as 0 and store the batch at the

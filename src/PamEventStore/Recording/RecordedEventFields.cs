@@ -1,61 +1,88 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 
 namespace PamEventStore.Recording;
 
+/// <summary>Every field a recorded event may have, as bits.</summary>
+[Flags]
+internal enum EventField
+{
+    None = 0,
+    Timestamp = 1 << 0,
+    Input = 1 << 1,
+    Output = 1 << 2,
+    EventType = 1 << 3,
+    ChannelType = 1 << 4,
+    Data = 1 << 5,
+    ElapsedTime = 1 << 6,
+    RequestId = 1 << 7,
+    Headers = 1 << 8,
+    Method = 1 << 9,
+    Url = 1 << 10,
+    Status = 1 << 11,
+    Body = 1 << 12,
+}
+
 /// <summary>
 /// The fields of one recorded event as read off the wire, type-checked but not yet interpreted:
-/// which shape the event has is decided from <see cref="EventType"/> afterwards.
+/// which shape the event has is decided from <see cref="EventType"/> afterwards. One instance is
+/// reused for every event of a batch (a terminal batch holds one event per keystroke).
 /// </summary>
 internal sealed class RecordedEventFields
 {
-    private readonly HashSet<string> _present = new(StringComparer.Ordinal);
+    // Decoded base64 payloads of the current event, so they are not allocated per event.
+    private readonly ArrayBufferWriter<byte> _binary = new(1024);
+    private (int Start, int Length) _data;
+    private (int Start, int Length) _body;
 
+    public EventField Present { get; private set; }
     public string? Timestamp { get; private set; }
     public string? Input { get; private set; }
     public string? Output { get; private set; }
     public string? EventType { get; private set; }
     public string? ChannelType { get; private set; }
-    public byte[]? Data { get; private set; }
     public double? ElapsedTime { get; private set; }
     public string? RequestId { get; private set; }
     public SortedDictionary<string, string[]>? Headers { get; private set; }
     public string? Method { get; private set; }
     public string? Url { get; private set; }
     public string? Status { get; private set; }
-    public byte[]? Body { get; private set; }
 
-    public bool Has(string field) => _present.Contains(field);
+    /// <summary>Empty when the event has none, or Go marshalled a nil []byte as null.</summary>
+    public ReadOnlySpan<byte> Data => _binary.WrittenSpan.Slice(_data.Start, _data.Length);
 
-    public bool OnlyHas(string[] allowed, [NotNullWhen(false)] out string? extra)
-    {
-        extra = _present.FirstOrDefault(f => Array.IndexOf(allowed, f) < 0);
-        return extra is null;
-    }
+    public ReadOnlySpan<byte> Body => _binary.WrittenSpan.Slice(_body.Start, _body.Length);
+
+    public bool Has(EventField field) => (Present & field) != 0;
 
     /// <summary>Reads the object the reader is positioned on (StartObject) up to its EndObject.</summary>
-    public static bool TryRead(
-        ref Utf8JsonReader reader,
-        int index,
-        [NotNullWhen(true)] out RecordedEventFields? fields,
-        [NotNullWhen(false)] out RecordingError? error)
+    public bool TryRead(ref Utf8JsonReader reader, int index, [NotNullWhen(false)] out RecordingError? error)
     {
-        var read = new RecordedEventFields();
-        fields = null;
+        Reset();
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var name = reader.GetString()!;
+            var field = FieldNamed(ref reader);
+            var name = field == EventField.None || reader.ValueIsEscaped ? reader.GetString()! : NameOf(field);
             reader.Read();
-            if (!read._present.Add(name))
+            if (field == EventField.None)
+            {
+                error = new RecordingError(index, name, $"event {index}: field '{name}' is not part of any recorded event");
+                return false;
+            }
+
+            if (Has(field))
             {
                 error = new RecordingError(index, name, $"event {index}: field '{name}' appears twice");
                 return false;
             }
 
+            Present |= field;
             bool ok;
             try
             {
-                ok = ReadValue(ref reader, name, read);
+                ok = ReadValue(ref reader, field);
             }
             catch (InvalidOperationException)
             {
@@ -66,70 +93,142 @@ internal sealed class RecordedEventFields
 
             if (!ok)
             {
-                error = new RecordingError(index, name, $"event {index}: {Expectation(name)}");
+                error = new RecordingError(index, name, $"event {index}: {Expectation(field, name)}");
                 return false;
             }
         }
 
-        fields = read;
         error = null;
         return true;
     }
 
-    private static bool ReadValue(ref Utf8JsonReader reader, string name, RecordedEventFields read) => name switch
+    private void Reset()
     {
-        "timestamp" => TryString(ref reader, v => read.Timestamp = v),
-        "input" => TryString(ref reader, v => read.Input = v),
-        "output" => TryString(ref reader, v => read.Output = v),
-        "eventType" => TryString(ref reader, v => read.EventType = v),
-        "channelType" => TryString(ref reader, v => read.ChannelType = v),
-        "requestId" => TryString(ref reader, v => read.RequestId = v),
-        "method" => TryString(ref reader, v => read.Method = v),
-        "url" => TryString(ref reader, v => read.Url = v),
-        "status" => TryString(ref reader, v => read.Status = v),
-        // Go marshals a nil []byte as null: an event with no payload bytes.
-        "data" => reader.TokenType == JsonTokenType.Null || TryBase64(ref reader, v => read.Data = v),
-        "body" => TryBase64(ref reader, v => read.Body = v),
-        "elapsedTime" => reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds) && Set(() => read.ElapsedTime = seconds),
-        "headers" => TryHeaders(ref reader, read),
-        _ => SkipUnknown(ref reader),
-    };
-
-    private static string Expectation(string field) => field switch
-    {
-        "data" or "body" => $"'{field}' must be a standard base64 string",
-        "elapsedTime" => "'elapsedTime' must be a number of seconds",
-        "headers" => "'headers' must be null or an object mapping each header name to an array of strings",
-        "timestamp" or "input" or "output" or "eventType" or "channelType" or "requestId" or "method" or "url" or "status"
-            => $"'{field}' must be a string",
-        _ => $"field '{field}' is not part of any recorded event",
-    };
-
-    private static bool Set(Action assign)
-    {
-        assign();
-        return true;
+        Present = EventField.None;
+        Timestamp = Input = Output = EventType = ChannelType = RequestId = Method = Url = Status = null;
+        ElapsedTime = null;
+        Headers = null;
+        _binary.ResetWrittenCount();
+        _data = _body = default;
     }
 
-    private static bool TryString(ref Utf8JsonReader reader, Action<string> assign)
+    private bool ReadValue(ref Utf8JsonReader reader, EventField field)
     {
+        switch (field)
+        {
+            case EventField.ElapsedTime:
+                if (reader.TokenType != JsonTokenType.Number || !reader.TryGetDouble(out var seconds)) return false;
+                ElapsedTime = seconds;
+                return true;
+            case EventField.Data:
+                // Go marshals a nil []byte as null: an event with no payload bytes.
+                return reader.TokenType == JsonTokenType.Null || TryDecodeBase64(ref reader, out _data);
+            case EventField.Body:
+                return TryDecodeBase64(ref reader, out _body);
+            case EventField.Headers:
+                return TryReadHeaders(ref reader);
+        }
+
         if (reader.TokenType != JsonTokenType.String) return false;
-        assign(reader.GetString()!);
+        var value = field is EventField.EventType or EventField.ChannelType ? Known(ref reader) ?? reader.GetString()! : reader.GetString()!;
+        switch (field)
+        {
+            case EventField.Timestamp: Timestamp = value; break;
+            case EventField.Input: Input = value; break;
+            case EventField.Output: Output = value; break;
+            case EventField.EventType: EventType = value; break;
+            case EventField.ChannelType: ChannelType = value; break;
+            case EventField.RequestId: RequestId = value; break;
+            case EventField.Method: Method = value; break;
+            case EventField.Url: Url = value; break;
+            case EventField.Status: Status = value; break;
+        }
+
         return true;
     }
 
-    private static bool TryBase64(ref Utf8JsonReader reader, Action<byte[]> assign)
+    private static readonly string[] KnownValues = ["input", "output", "terminal", "resize", "error", "rdp", "exec", "sftp", "request", "response"];
+    private static readonly byte[][] KnownValuesUtf8 = KnownValues.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+
+    /// <summary>The shared string for an eventType or channelType value, instead of a new one per event.</summary>
+    private static string? Known(ref Utf8JsonReader reader)
     {
+        for (var i = 0; i < KnownValues.Length; i++)
+        {
+            if (reader.ValueTextEquals(KnownValuesUtf8[i])) return KnownValues[i];
+        }
+
+        return null;
+    }
+
+    private static EventField FieldNamed(ref Utf8JsonReader reader)
+    {
+        foreach (var (name, field) in Names)
+        {
+            if (reader.ValueTextEquals(name)) return field;
+        }
+
+        return EventField.None;
+    }
+
+    private static readonly (byte[] Name, EventField Field)[] Names =
+    [
+        ("timestamp"u8.ToArray(), EventField.Timestamp), ("eventType"u8.ToArray(), EventField.EventType), ("data"u8.ToArray(), EventField.Data),
+        ("elapsedTime"u8.ToArray(), EventField.ElapsedTime), ("channelType"u8.ToArray(), EventField.ChannelType), ("input"u8.ToArray(), EventField.Input),
+        ("output"u8.ToArray(), EventField.Output), ("requestId"u8.ToArray(), EventField.RequestId), ("headers"u8.ToArray(), EventField.Headers),
+        ("method"u8.ToArray(), EventField.Method), ("url"u8.ToArray(), EventField.Url), ("status"u8.ToArray(), EventField.Status), ("body"u8.ToArray(), EventField.Body),
+    ];
+
+    public static string NameOf(EventField field) => field switch
+    {
+        EventField.Timestamp => "timestamp",
+        EventField.Input => "input",
+        EventField.Output => "output",
+        EventField.EventType => "eventType",
+        EventField.ChannelType => "channelType",
+        EventField.Data => "data",
+        EventField.ElapsedTime => "elapsedTime",
+        EventField.RequestId => "requestId",
+        EventField.Headers => "headers",
+        EventField.Method => "method",
+        EventField.Url => "url",
+        EventField.Status => "status",
+        EventField.Body => "body",
+        _ => field.ToString(),
+    };
+
+    private static string Expectation(EventField field, string name) => field switch
+    {
+        EventField.Data or EventField.Body => $"'{name}' must be a standard base64 string",
+        EventField.ElapsedTime => "'elapsedTime' must be a number of seconds",
+        EventField.Headers => "'headers' must be null or an object mapping each header name to an array of strings",
+        _ => $"'{name}' must be a string",
+    };
+
+    /// <summary>Strict standard base64: padded, no whitespace, no URL-safe alphabet.</summary>
+    private bool TryDecodeBase64(ref Utf8JsonReader reader, out (int Start, int Length) decoded)
+    {
+        decoded = default;
         if (reader.TokenType != JsonTokenType.String) return false;
 
         // Base64 never needs JSON escapes, but an encoder may still write '/' as "\/".
-        var raw = reader.ValueIsEscaped ? System.Text.Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan.ToArray();
-        if (!RecordingParser.TryDecodeBase64(raw, out var bytes)) return false;
-        assign(bytes);
+        var raw = reader.ValueIsEscaped ? System.Text.Encoding.UTF8.GetBytes(reader.GetString()!) : reader.ValueSpan;
+        if (raw.Length % 4 != 0) return false;
+        foreach (var c in raw)
+        {
+            var valid = c is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z' or >= (byte)'0' and <= (byte)'9' or (byte)'+' or (byte)'/' or (byte)'=';
+            if (!valid) return false;
+        }
+
+        var start = _binary.WrittenCount;
+        var destination = _binary.GetSpan(Base64.GetMaxDecodedFromUtf8Length(raw.Length));
+        if (Base64.DecodeFromUtf8(raw, destination, out var consumed, out var written) != OperationStatus.Done || consumed != raw.Length) return false;
+        _binary.Advance(written);
+        decoded = (start, written);
         return true;
     }
 
-    private static bool TryHeaders(ref Utf8JsonReader reader, RecordedEventFields read)
+    private bool TryReadHeaders(ref Utf8JsonReader reader)
     {
         if (reader.TokenType == JsonTokenType.Null) return true;
         if (reader.TokenType != JsonTokenType.StartObject) return false;
@@ -152,13 +251,7 @@ internal sealed class RecordedEventFields
             headers[name] = values.ToArray();
         }
 
-        read.Headers = headers;
+        Headers = headers;
         return true;
-    }
-
-    private static bool SkipUnknown(ref Utf8JsonReader reader)
-    {
-        reader.Skip();
-        return false;
     }
 }

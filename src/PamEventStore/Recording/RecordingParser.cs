@@ -1,10 +1,7 @@
 using System.Buffers;
-using System.Buffers.Text;
 using System.Diagnostics.CodeAnalysis;
-using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace PamEventStore.Recording;
 
@@ -16,7 +13,7 @@ public sealed record RecordingError(int? Index, string? Field, string Message);
 /// Go structs) that writes the canonical form in the same pass. Anything it does not understand is
 /// refused rather than dropped, so nothing a gateway sent is silently lost.
 /// </summary>
-public static partial class RecordingParser
+public static class RecordingParser
 {
     private static readonly JsonReaderOptions ReaderOptions = new()
     {
@@ -52,7 +49,7 @@ public static partial class RecordingParser
                 return false;
             }
 
-            if (!TryReadEvents(ref reader, allowEmpty: false, out batch, out error)) return false;
+            if (!TryReadEvents(ref reader, allowEmpty: false, utf8Json.Length, out batch, out error)) return false;
 
             // Reading on refuses (throws on) anything but whitespace after the array.
             reader.Read();
@@ -101,7 +98,7 @@ public static partial class RecordingParser
                     return false;
                 }
 
-                if (!TryReadEvents(ref reader, allowEmpty: true, out batch, out error)) return false;
+                if (!TryReadEvents(ref reader, allowEmpty: true, utf8Json.Length, out batch, out error)) return false;
             }
 
             if (batch is null)
@@ -127,12 +124,14 @@ public static partial class RecordingParser
     private static bool TryReadEvents(
         ref Utf8JsonReader reader,
         bool allowEmpty,
+        int expectedBytes,
         [NotNullWhen(true)] out RecordingBatch? batch,
         [NotNullWhen(false)] out RecordingError? error)
     {
         batch = null;
-        var output = new ArrayBufferWriter<byte>(4096);
+        var output = new ArrayBufferWriter<byte>(expectedBytes + 64);
         using var writer = new Utf8JsonWriter(output, WriterOptions);
+        var fields = new RecordedEventFields();
         var ends = new List<int>();
         var timestamps = new List<DateTimeOffset>();
         RecordedEventKind? batchKind = null;
@@ -147,7 +146,7 @@ public static partial class RecordingParser
                 return false;
             }
 
-            if (!RecordedEventFields.TryRead(ref reader, index, out var fields, out error)) return false;
+            if (!fields.TryRead(ref reader, index, out error)) return false;
             if (!TryWriteCanonical(writer, fields, index, out var kind, out var timestamp, out error)) return false;
 
             // A gateway records one resource per session, so one batch holds a single event shape.
@@ -198,20 +197,23 @@ public static partial class RecordingParser
             return false;
         }
 
-        if (!fields.OnlyHas(AllowedFields(kind, fields.EventType), out var extra))
+        var extra = fields.Present & ~AllowedFields(kind, fields.EventType);
+        if (extra != EventField.None)
         {
-            error = new RecordingError(index, extra, $"event {index}: field '{extra}' is not part of a {Describe(kind)}{(fields.EventType is null ? "" : $" of type '{fields.EventType}'")}");
+            var name = RecordedEventFields.NameOf(Lowest(extra));
+            error = new RecordingError(index, name, $"event {index}: field '{name}' is not part of a {Describe(kind)}{(fields.EventType is null ? "" : $" of type '{fields.EventType}'")}");
             return false;
         }
 
-        var missing = RequiredFields(kind, fields.EventType).FirstOrDefault(f => !fields.Has(f));
-        if (missing is not null)
+        var missing = RequiredFields(kind, fields.EventType) & ~fields.Present;
+        if (missing != EventField.None)
         {
-            error = new RecordingError(index, missing, $"event {index}: field '{missing}' is required in a {Describe(kind)}");
+            var name = RecordedEventFields.NameOf(Lowest(missing));
+            error = new RecordingError(index, name, $"event {index}: field '{name}' is required in a {Describe(kind)}");
             return false;
         }
 
-        if (!TryParseTimestamp(fields.Timestamp!, out timestamp))
+        if (!Rfc3339.TryParse(fields.Timestamp, out timestamp))
         {
             error = new RecordingError(index, "timestamp", $"event {index}: 'timestamp' must be an RFC 3339 date-time such as 2026-04-07T12:34:56.123456789+02:00");
             return false;
@@ -241,7 +243,7 @@ public static partial class RecordingParser
 
                 writer.WriteString("eventType"u8, fields.EventType);
                 if (fields.ChannelType is not null) writer.WriteString("channelType"u8, fields.ChannelType);
-                writer.WriteBase64String("data"u8, fields.Data ?? []);
+                writer.WriteBase64String("data"u8, fields.Data);
                 // -0 and 0 are the same time: one canonical spelling, one hash.
                 writer.WriteNumber("elapsedTime"u8, elapsed == 0 ? 0d : elapsed);
                 break;
@@ -275,7 +277,7 @@ public static partial class RecordingParser
                 if (fields.Method is not null) writer.WriteString("method"u8, fields.Method);
                 if (fields.Url is not null) writer.WriteString("url"u8, fields.Url);
                 if (fields.Status is not null) writer.WriteString("status"u8, fields.Status);
-                if (fields.Body is not null) writer.WriteBase64String("body"u8, fields.Body);
+                if (fields.Has(EventField.Body)) writer.WriteBase64String("body"u8, fields.Body);
                 break;
         }
 
@@ -284,22 +286,27 @@ public static partial class RecordingParser
         return true;
     }
 
-    private static string[] AllowedFields(RecordedEventKind kind, string? eventType) => kind switch
+    private static EventField AllowedFields(RecordedEventKind kind, string? eventType) => kind switch
     {
-        RecordedEventKind.CommandLog => ["timestamp", "input", "output"],
-        RecordedEventKind.SessionEvent => ["timestamp", "eventType", "channelType", "data", "elapsedTime"],
-        _ when eventType == "request" => ["timestamp", "requestId", "eventType", "headers", "method", "url", "body"],
-        _ => ["timestamp", "requestId", "eventType", "headers", "status", "body"],
+        RecordedEventKind.CommandLog => EventField.Timestamp | EventField.Input | EventField.Output,
+        RecordedEventKind.SessionEvent => EventField.Timestamp | EventField.EventType | EventField.ChannelType | EventField.Data | EventField.ElapsedTime,
+        _ when eventType == "request" => HttpCommon | EventField.Method | EventField.Url,
+        _ => HttpCommon | EventField.Status,
     };
 
+    private const EventField HttpCommon = EventField.Timestamp | EventField.RequestId | EventField.EventType | EventField.Headers | EventField.Body;
+
     // Go's gateway omits empty method/url/status/body (omitempty) but always writes headers, possibly null.
-    private static string[] RequiredFields(RecordedEventKind kind, string? eventType) => kind switch
+    private static EventField RequiredFields(RecordedEventKind kind, string? eventType) => kind switch
     {
-        RecordedEventKind.CommandLog => ["timestamp", "input", "output"],
-        RecordedEventKind.SessionEvent => ["timestamp", "eventType", "data", "elapsedTime"],
-        _ when eventType == "request" => ["timestamp", "requestId", "eventType", "method", "url"],
-        _ => ["timestamp", "requestId", "eventType", "status"],
+        RecordedEventKind.CommandLog => EventField.Timestamp | EventField.Input | EventField.Output,
+        RecordedEventKind.SessionEvent => EventField.Timestamp | EventField.EventType | EventField.Data | EventField.ElapsedTime,
+        _ when eventType == "request" => EventField.Timestamp | EventField.RequestId | EventField.EventType | EventField.Method | EventField.Url,
+        _ => EventField.Timestamp | EventField.RequestId | EventField.EventType | EventField.Status,
     };
+
+    /// <summary>The first field of a set, in declaration order: the one an error names.</summary>
+    private static EventField Lowest(EventField fields) => (EventField)((int)fields & -(int)fields);
 
     private static string Describe(RecordedEventKind kind) => kind switch
     {
@@ -307,42 +314,4 @@ public static partial class RecordingParser
         RecordedEventKind.SessionEvent => "session event",
         _ => "HTTP event",
     };
-
-    // Go's time.Time marshals RFC 3339 with up to nine fractional digits and the gateway's own offset.
-    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})\z", RegexOptions.CultureInvariant)]
-    private static partial Regex Rfc3339();
-
-    internal static bool TryParseTimestamp(string value, out DateTimeOffset timestamp)
-    {
-        timestamp = default;
-        if (!Rfc3339().IsMatch(value)) return false;
-
-        // .NET keeps 100 ns ticks: drop the last two of nine digits for the parsed value only; the
-        // canonical form keeps the timestamp exactly as recorded.
-        var dot = value.IndexOf('.');
-        if (dot > 0)
-        {
-            var zone = value.IndexOfAny(['Z', '+', '-'], dot);
-            if (zone - dot - 1 > 7) value = string.Concat(value.AsSpan(0, dot + 8), value.AsSpan(zone));
-        }
-
-        return DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, DateTimeStyles.None, out timestamp);
-    }
-
-    /// <summary>Strict standard base64: padded, no whitespace, no URL-safe alphabet.</summary>
-    internal static bool TryDecodeBase64(ReadOnlySpan<byte> utf8, [NotNullWhen(true)] out byte[]? bytes)
-    {
-        bytes = null;
-        if (utf8.Length % 4 != 0) return false;
-        foreach (var c in utf8)
-        {
-            var valid = c is >= (byte)'A' and <= (byte)'Z' or >= (byte)'a' and <= (byte)'z' or >= (byte)'0' and <= (byte)'9' or (byte)'+' or (byte)'/' or (byte)'=';
-            if (!valid) return false;
-        }
-
-        var buffer = new byte[Base64.GetMaxDecodedFromUtf8Length(utf8.Length)];
-        if (Base64.DecodeFromUtf8(utf8, buffer, out var consumed, out var written) != OperationStatus.Done || consumed != utf8.Length) return false;
-        bytes = written == buffer.Length ? buffer : buffer[..written];
-        return true;
-    }
 }

@@ -27,6 +27,8 @@ public static class SecuritySetup
             {
                 // Keep claim names as issued (sub, not a SOAP URI).
                 jwt.MapInboundClaims = false;
+                jwt.TokenHandlers.Clear();
+                jwt.TokenHandlers.Add(new CachingTokenHandler { MapInboundClaims = false });
                 jwt.Authority = options.Authority;
                 jwt.RequireHttpsMetadata = options.RequireHttpsMetadata;
                 jwt.TokenValidationParameters = new TokenValidationParameters

@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace PamEventStore.Security;
+
+/// <summary>
+/// A gateway sends the same token with every upload of every session. Validating it once and
+/// reusing the result until it expires (at most <see cref="Reuse"/>) spares a signature check and a
+/// JSON parse per request. The cache is keyed by the exact token text and never outlives the token's
+/// own expiry; a signing key withdrawn from the issuer stops being trusted within <see cref="Reuse"/>.
+/// </summary>
+public sealed class CachingTokenHandler : JsonWebTokenHandler, IDisposable
+{
+    public static readonly TimeSpan Reuse = TimeSpan.FromMinutes(5);
+
+    private readonly MemoryCache _validated = new(new MemoryCacheOptions { SizeLimit = 10_000 });
+
+    public override async Task<TokenValidationResult> ValidateTokenAsync(string token, TokenValidationParameters validationParameters)
+    {
+        if (_validated.TryGetValue(token, out TokenValidationResult? known) && known!.SecurityToken.ValidTo > DateTime.UtcNow)
+        {
+            // Each request gets its own identity: handlers may add claims to it.
+            return new TokenValidationResult
+            {
+                IsValid = true,
+                ClaimsIdentity = known.ClaimsIdentity.Clone(),
+                SecurityToken = known.SecurityToken,
+                Issuer = known.Issuer,
+                TokenType = known.TokenType,
+            };
+        }
+
+        var result = await base.ValidateTokenAsync(token, validationParameters);
+        if (result.IsValid)
+        {
+            var expires = new DateTimeOffset(DateTime.SpecifyKind(result.SecurityToken.ValidTo, DateTimeKind.Utc));
+            var entry = new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = Min(expires, DateTimeOffset.UtcNow + Reuse) };
+            _validated.Set(token, new TokenValidationResult
+            {
+                IsValid = true,
+                ClaimsIdentity = result.ClaimsIdentity.Clone(),
+                SecurityToken = result.SecurityToken,
+                Issuer = result.Issuer,
+                TokenType = result.TokenType,
+            }, entry);
+        }
+
+        return result;
+    }
+
+    private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
+
+    public void Dispose() => _validated.Dispose();
+}
