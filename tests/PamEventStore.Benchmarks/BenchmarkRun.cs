@@ -102,9 +102,10 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var warmup = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP"), out var w) ? w : 25;
         var plans = Enumerable.Range(0, 8).Select(i => Payloads.Plan($"gw-{i + 1}", 900 + i, warmup)).ToList();
         await CreateSessionsAsync(api, tokens, org, plans);
-        await ServiceUploadAsync(api, tokens, org, plans, workers: 8, countBytes: false);
+        await ServiceUploadAsync(api, tokens, org, plans, workers: 8, countBytes: true);
         await ServiceUploadAsync(api, tokens, org, plans, workers: 8, countBytes: false);
         await raw.InsertAsync(plans, 8);
+        _rawPayloadBytes += plans.Sum(p => p.Batches.Sum(b => (long)b.Body.Length));
         log("warmed up");
     }
 

@@ -35,6 +35,10 @@ public sealed record PamSession
     public const int MaxListedGaps = 100;
 
     public Guid Id { get; init; }
+
+    /// <summary>The stream version this snapshot reflects; set by Marten.</summary>
+    public long Version { get; set; }
+
     public string ProjectId { get; init; } = "";
     public string ResourceType { get; init; } = "";
     public string ResourceName { get; init; } = "";

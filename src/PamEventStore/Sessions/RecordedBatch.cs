@@ -5,9 +5,10 @@ using Marten.Events.Projections;
 namespace PamEventStore.Sessions;
 
 /// <summary>
-/// Where one stored batch is, without its content: the index that log pages walk by sequence and
-/// re-uploads of old offsets are checked against. The ciphertext stays in the event row it points
-/// to (<see cref="StreamVersion"/>), stored once.
+/// Where one stored batch is, without its content: the index log pages find their first and last
+/// batch by (its primary key is session and sequence), and re-uploads of old offsets are checked
+/// against. Everything else about a batch, and its ciphertext, stays in its event row
+/// (<see cref="StreamVersion"/>), stored once.
 /// </summary>
 public sealed class RecordedBatch
 {
@@ -15,17 +16,11 @@ public sealed class RecordedBatch
     public Guid SessionId { get; set; }
     public long Sequence { get; set; }
     public long StartOffset { get; set; }
-    public long? EndOffset { get; set; }
-    public int FirstEventIndex { get; set; }
-    public int EventCount { get; set; }
-    public DateTimeOffset FirstEventAt { get; set; }
-    public DateTimeOffset LastEventAt { get; set; }
-    public byte[] ContentSha256 { get; set; } = [];
-    public byte[] OffsetContentSha256 { get; set; } = [];
-    public int PlaintextBytes { get; set; }
-    public string KeyId { get; set; } = "";
     public long StreamVersion { get; set; }
-    public DateTimeOffset UploadedAt { get; set; }
+
+    /// <summary>Events stored at <see cref="StartOffset"/> up to and including this batch, and their SHA-256.</summary>
+    public int SegmentEnd { get; set; }
+    public byte[] OffsetContentSha256 { get; set; } = [];
 
     /// <summary>Batches are found by session and sequence through the primary key, no extra index.</summary>
     public static string IdFor(Guid sessionId, long sequence) => $"{sessionId:N}:{sequence}";
@@ -37,7 +32,7 @@ public sealed class RecordedBatch
             .Where(x => x.SessionId == sessionId && x.StartOffset == startOffset)
             .OrderBy(x => x.Sequence)
             .ToListAsync(ct);
-        return batches.Select(b => new OffsetSegment(b.FirstEventIndex + b.EventCount, b.OffsetContentSha256)).ToList();
+        return batches.Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetContentSha256)).ToList();
     }
 }
 
@@ -49,16 +44,8 @@ public partial class RecordedBatchProjection : EventProjection
         SessionId = e.StreamId,
         Sequence = e.Data.Sequence,
         StartOffset = e.Data.StartOffset,
-        EndOffset = e.Data.EndOffset,
-        FirstEventIndex = e.Data.FirstEventIndex,
-        EventCount = e.Data.EventCount,
-        FirstEventAt = e.Data.FirstEventAt,
-        LastEventAt = e.Data.LastEventAt,
-        ContentSha256 = e.Data.ContentSha256,
-        OffsetContentSha256 = e.Data.OffsetContentSha256,
-        PlaintextBytes = e.Data.PlaintextBytes,
-        KeyId = e.Data.KeyId,
         StreamVersion = e.Version,
-        UploadedAt = e.Data.UploadedAt,
+        SegmentEnd = e.Data.FirstEventIndex + e.Data.EventCount,
+        OffsetContentSha256 = e.Data.OffsetContentSha256,
     };
 }

@@ -52,11 +52,12 @@ public static class GetSessionLogsEndpoint
         var (page, problem) = LogPageRequest.From(request.Query);
         if (page is null) return problem!.ToResult();
 
-        // One round trip for the session and every batch the page could hold.
+        // One round trip for the session and the page's first and last batch: the page is every
+        // batch event between them, so its cost does not depend on its size or position.
         var lookup = db.CreateBatchQuery();
         var sessionLookup = lookup.Load<PamSession>(sessionId);
-        var batchesLookup = lookup.LoadMany<RecordedBatch>().ById(
-            Enumerable.Range(0, page.Limit).Select(i => RecordedBatch.IdFor(sessionId, page.Offset + i)).ToArray());
+        var firstLookup = lookup.Load<RecordedBatch>(RecordedBatch.IdFor(sessionId, page.Offset));
+        var lastLookup = lookup.Load<RecordedBatch>(RecordedBatch.IdFor(sessionId, page.Offset + page.Limit - 1));
         await lookup.Execute(ct);
 
         if (await sessionLookup is not { } session || !caller.CanSeeProject(session.ProjectId))
@@ -73,36 +74,40 @@ public static class GetSessionLogsEndpoint
 
         // The session snapshot decides the page's extent: batches committed after it was read wait for the next page.
         var end = Math.Min(page.Offset + page.Limit, session.BatchCount);
-        var batches = (await batchesLookup).Where(b => b.Sequence < end).OrderBy(b => b.Sequence).ToList();
-        var opened = await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, batches, ct);
-        return new LogPage(opened.Select(o => o.Content).ToList(), HasMore: end < session.BatchCount, BatchCount: batches.Count, opened.Select(o => o.Entry).ToList());
+        if (page.Offset >= end) return new LogPage([], HasMore: false, BatchCount: 0, Batches: []);
+
+        // A page that reaches the end of the session ends with the stream as the snapshot saw it.
+        var first = await firstLookup;
+        var last = await lastLookup;
+        var untilVersion = last is not null && last.Sequence < end ? last.StreamVersion : session.Version;
+        var opened = first is null ? [] : await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, page.Offset, end, first.StreamVersion, untilVersion, ct);
+        return new LogPage(opened.Select(o => o.Content).ToList(), HasMore: end < session.BatchCount, BatchCount: (int)(end - page.Offset), opened.Select(o => o.Entry).ToList());
     }
 
     private sealed record OpenedBatch(LogPageBatch Entry, byte[]? Content);
 
     private static async Task<List<OpenedBatch>> OpenBatchesAsync(
-        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, List<RecordedBatch> batches, CancellationToken ct)
+        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, long offset, long end, long fromVersion, long untilVersion, CancellationToken ct)
     {
-        var opened = new List<OpenedBatch>(batches.Count);
-        if (batches.Count == 0) return opened;
+        var events = await db.Events.FetchStreamAsync(sessionId, version: untilVersion, fromVersion: fromVersion, token: ct);
+        var stored = events.Select(e => e.Data).OfType<BatchUploaded>().ToList();
 
-        var events = await db.Events.FetchStreamAsync(sessionId, version: batches[^1].StreamVersion, fromVersion: batches[0].StreamVersion, token: ct);
-        var uploaded = events
-            .Where(e => e.Data is BatchUploaded)
-            .ToDictionary(e => e.Version, e => (BatchUploaded)e.Data);
-
-        foreach (var batch in batches)
+        var opened = new List<OpenedBatch>((int)(end - offset));
+        for (var sequence = offset; sequence < end; sequence++)
         {
-            if (!uploaded.TryGetValue(batch.StreamVersion, out var stored))
+            var position = (int)(sequence - offset);
+            if (position >= stored.Count)
             {
-                opened.Add(new OpenedBatch(LogPageBatch.From(batch, BatchReadStatus.Missing), null));
+                opened.Add(new OpenedBatch(LogPageBatch.Missing(sequence), null));
                 continue;
             }
 
-            // The place comes from the index, not from the row: a row copied over another opens nowhere else.
+            // Sealed for this position: a row copied over another, or one removed from the stream,
+            // leaves ciphertext that opens nowhere it now stands.
+            var batch = stored[position];
             var (status, content) = await StoredRecording.OpenAsync(
-                cipher, new BatchPlace(orgId, sessionId, batch.Sequence, batch.StartOffset), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
-            opened.Add(new OpenedBatch(LogPageBatch.From(batch, status), content));
+                cipher, new BatchPlace(orgId, sessionId, sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentSha256, ct);
+            opened.Add(new OpenedBatch(LogPageBatch.From(sequence, batch, status), content));
         }
 
         return opened;

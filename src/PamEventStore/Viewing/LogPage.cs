@@ -20,7 +20,7 @@ public enum BatchReadStatus
     /// <summary>Opens, but is not the content that was accepted.</summary>
     [JsonStringEnumMemberName("hash-mismatch")] HashMismatch,
 
-    /// <summary>Indexed, but its event is not in the stream.</summary>
+    /// <summary>Counted by the session, but its event is not in the stream.</summary>
     [JsonStringEnumMemberName("missing")] Missing,
 }
 
@@ -35,9 +35,12 @@ public sealed record LogPageBatch(
     string Sha256,
     BatchReadStatus Status)
 {
-    public static LogPageBatch From(RecordedBatch batch, BatchReadStatus status) => new(
-        batch.Sequence, batch.StartOffset, batch.EndOffset, batch.EventCount, batch.FirstEventAt, batch.LastEventAt,
+    public static LogPageBatch From(long sequence, BatchUploaded batch, BatchReadStatus status) => new(
+        sequence, batch.StartOffset, batch.EndOffset, batch.EventCount, batch.FirstEventAt, batch.LastEventAt,
         Convert.ToHexStringLower(batch.ContentSha256), status);
+
+    /// <summary>Indexed by the session, but not found in its stream.</summary>
+    public static LogPageBatch Missing(long sequence) => new(sequence, 0, null, 0, default, default, "", BatchReadStatus.Missing);
 }
 
 public static class StoredRecording
@@ -70,30 +73,44 @@ public static class StoredRecording
 /// </summary>
 public sealed record LogPage(IReadOnlyList<byte[]?> Contents, bool HasMore, int BatchCount, IReadOnlyList<LogPageBatch> Batches) : IResult
 {
+    private const int FlushThreshold = 256 * 1024;
+
     private static readonly JsonSerializerOptions MetadataOptions = new(JsonSerializerDefaults.Web);
 
     public async Task ExecuteAsync(HttpContext httpContext)
     {
+        var events = Contents.Where(c => c is { Length: > 2 }).Select(c => c!).ToList();
+        var tail = Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":")
+            .Concat(JsonSerializer.SerializeToUtf8Bytes(Batches, MetadataOptions))
+            .Append((byte)'}')
+            .ToArray();
+
+        // A known length spares chunked framing, and lets the client allocate the body once.
         httpContext.Response.StatusCode = StatusCodes.Status200OK;
         httpContext.Response.ContentType = "application/json; charset=utf-8";
-        var output = httpContext.Response.BodyWriter;
+        httpContext.Response.ContentLength = Prefix.Length + events.Sum(e => e.Length - 2) + Math.Max(0, events.Count - 1) + tail.Length;
 
-        output.Write("{\"logs\":["u8);
-        var first = true;
-        foreach (var content in Contents)
+        var output = httpContext.Response.BodyWriter;
+        output.Write(Prefix);
+        long unflushed = 0;
+        for (var i = 0; i < events.Count; i++)
         {
             // A canonical batch is "[e1,e2,...]": its inside is a list of events ready to splice.
-            if (content is not { Length: > 2 }) continue;
-            if (!first) output.Write(","u8);
-            output.Write(content.AsSpan(1, content.Length - 2));
-            first = false;
-            await output.FlushAsync(httpContext.RequestAborted);
+            if (i > 0) output.Write(","u8);
+            output.Write(events[i].AsSpan(1, events[i].Length - 2));
+
+            // Send in large writes: a flush per batch would be a system call per batch.
+            unflushed += events[i].Length;
+            if (unflushed >= FlushThreshold)
+            {
+                await output.FlushAsync(httpContext.RequestAborted);
+                unflushed = 0;
+            }
         }
 
-        output.Write(HasMore ? "],\"hasMore\":true"u8 : "],\"hasMore\":false"u8);
-        output.Write(Encoding.UTF8.GetBytes($",\"batchCount\":{BatchCount},\"batches\":"));
-        output.Write(JsonSerializer.SerializeToUtf8Bytes(Batches, MetadataOptions));
-        output.Write("}"u8);
+        output.Write(tail);
         await output.FlushAsync(httpContext.RequestAborted);
     }
+
+    private static ReadOnlySpan<byte> Prefix => "{\"logs\":["u8;
 }

@@ -158,6 +158,6 @@ public sealed class encryption_at_rest(PamStoreHost store)
     private async Task<List<string>> KeyIds(Org org, Guid sessionId)
     {
         await using var query = store.Host.DocumentStore().QuerySession(org.Id);
-        return (await query.Query<RecordedBatch>().Where(b => b.SessionId == sessionId).ToListAsync()).Select(b => b.KeyId).ToList();
+        return (await query.Events.FetchStreamAsync(sessionId)).Select(e => e.Data).OfType<BatchUploaded>().Select(b => b.KeyId).ToList();
     }
 }
