@@ -239,6 +239,12 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var deepOffset = plan.Batches[size.DeepPageOffset].StartOffset;
         await using var connection = await raw.OpenAsync();
         var (first, deep, rawFirst, rawDeep) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+        for (var i = 0; i < 5; i++)
+        {
+            await GetPageAsync(http, reader, plan.SessionId, 0);
+            await raw.ReadPageAsync(connection, plan.SessionId, 0, 100);
+        }
+
         for (var i = 0; i < size.PageRepeats; i++)
         {
             first.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, 0)));
@@ -313,8 +319,8 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         _details["sessions_per_node_at_80pct"] = sessionsPerNode;
         log($"sustained: {sessions} sessions every {size.SustainedInterval.TotalSeconds:0} s: {report.Uploads} uploads ({report.UploadsPerSecond:0.0}/s), " +
             $"p99 {report.Latency.Percentile(99):0.0} ms, largest lag {report.MaxLag.TotalMilliseconds:0} ms, {report.FailureCount} failed; one node holds ~{sessionsPerNode:0} sessions");
-        return new Figure("sustained_sessions", $"{sessions} sessions, one batch per {size.SustainedInterval.TotalSeconds:0} s each: kept up (node holds ~{sessionsPerNode:0})",
-            report.UploadsPerSecond, "/s", sessions / size.SustainedInterval.TotalSeconds, null, "no backlog", kept);
+        return new Figure("sustained_sessions", $"{sessions} sessions, a batch per {size.SustainedInterval.TotalSeconds:0} s each: uploads done / due (node holds ~{sessionsPerNode:0})",
+            report.Uploads, "", expected, report.Uploads / expected, "no backlog", kept);
     }
 
     private Figure PeakRss(int pid)
