@@ -31,6 +31,10 @@ public sealed class PostgresCluster : IAsyncDisposable
         StartedByUs = startedByUs;
         _throwaway = throwaway;
         _log = log;
+
+        // A throwaway cluster outlives a process that exits without disposing it (a killed test run,
+        // Environment.Exit) unless the exit itself stops it: orphans would pile up, each a server.
+        if (throwaway) AppDomain.CurrentDomain.ProcessExit += StopOnExit;
         ConnectionString = new NpgsqlConnectionStringBuilder
         {
             Host = Host,
@@ -115,6 +119,7 @@ public sealed class PostgresCluster : IAsyncDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        AppDomain.CurrentDomain.ProcessExit -= StopOnExit;
         var stopped = true;
         if (StartedByUs || _throwaway)
         {
@@ -134,6 +139,8 @@ public sealed class PostgresCluster : IAsyncDisposable
             else _log($"Left {Paths.Root} in place because its server may still be running");
         }
     }
+
+    private void StopOnExit(object? sender, EventArgs e) => DisposeAsync().AsTask().Wait(TimeSpan.FromSeconds(10));
 
     private async Task StopCoreAsync()
     {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--out bench-results/latest.json]
@@ -17,6 +18,10 @@ if (args is ["verify", var file])
         return 1;
     }
 }
+
+// Ctrl+C or a kill still stops the service process and the throwaway PostgreSQL (their exit hooks).
+using var onInterrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => Environment.Exit(130));
+using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => Environment.Exit(143));
 
 var quick = args.Contains("--quick");
 var durable = !args.Contains("--no-fsync");

@@ -20,6 +20,9 @@ public sealed class ServiceProcess : IAsyncDisposable
         _output = output;
         BaseAddress = baseAddress;
         Client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+
+        // A test or benchmark run that exits without disposing (killed, Environment.Exit) must not leave the service running.
+        AppDomain.CurrentDomain.ProcessExit += KillOnExit;
     }
 
     public Uri BaseAddress { get; }
@@ -101,8 +104,14 @@ public sealed class ServiceProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    private void KillOnExit(object? sender, EventArgs e)
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        AppDomain.CurrentDomain.ProcessExit -= KillOnExit;
         Client.Dispose();
         if (!_process.HasExited)
         {
