@@ -138,16 +138,25 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var rate = batches / service.Elapsed.TotalSeconds;
         log($"ingest: service {rate:0}/s, raw {rawRate:0}/s ({batches} batches of {bytes / batches} B, {size.Gateways} gateways)");
 
-        var (rawDupElapsed, rawDupInserted) = await raw.InsertAsync(plans, size.Gateways);
+        // Every batch re-sent, three times over: duplicates are cheap, and a short run is mostly noise.
+        const int passes = 3;
+        var rawDupElapsed = TimeSpan.Zero;
+        var dupElapsed = TimeSpan.Zero;
         var dupCpuBefore = _cpu.Read();
-        var dup = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: false);
+        for (var pass = 0; pass < passes; pass++)
+        {
+            var (rawElapsedPass, rawDupInserted) = await raw.InsertAsync(plans, size.Gateways);
+            var dup = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: false);
+            if (rawDupInserted != 0 || dup.Duplicates != batches) throw new InvalidOperationException($"duplicates: {dup.Duplicates} of {batches} answered as duplicates (raw inserted {rawDupInserted})");
+            rawDupElapsed += rawElapsedPass;
+            dupElapsed += dup.Elapsed;
+        }
+
         var dupCpuAfter = _cpu.Read();
-        _details["duplicate_service_cpu_ms"] = (dupCpuAfter.Service - dupCpuBefore.Service) * 1000 / batches;
-        _details["duplicate_postgres_cpu_ms"] = (dupCpuAfter.Postgres - dupCpuBefore.Postgres) * 1000 / batches;
-        log($"cpu per duplicate: service {_details["duplicate_service_cpu_ms"]:0.00} ms + postgres {_details["duplicate_postgres_cpu_ms"]:0.00} ms");
-        if (rawDupInserted != 0 || dup.Duplicates != batches) throw new InvalidOperationException($"duplicates: {dup.Duplicates} of {batches} answered as duplicates (raw inserted {rawDupInserted})");
-        var rawDupRate = batches / rawDupElapsed.TotalSeconds;
-        var dupRate = batches / dup.Elapsed.TotalSeconds;
+        _details["duplicate_service_cpu_ms"] = (dupCpuAfter.Service - dupCpuBefore.Service) * 1000 / (batches * passes);
+        log($"cpu per duplicate: service {_details["duplicate_service_cpu_ms"]:0.00} ms (the raw baseline's postgres included in the same window)");
+        var rawDupRate = batches * passes / rawDupElapsed.TotalSeconds;
+        var dupRate = batches * passes / dupElapsed.TotalSeconds;
         log($"duplicates: service {dupRate:0}/s, raw {rawDupRate:0}/s");
 
         return (

@@ -94,6 +94,8 @@ public sealed class PamApiClient(HttpClient http)
         return await EnsureSuccess(response, ct);
     }
 
+    private sealed record Receipt(bool Ok, bool Duplicate, long? Sequence);
+
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
@@ -109,14 +111,14 @@ public sealed class PamApiClient(HttpClient http)
 
     private static async Task<UploadResult> ReadUploadResult(HttpResponseMessage response, CancellationToken ct)
     {
-        var body = await ReadJson(response, ct);
         if (response.StatusCode == HttpStatusCode.OK)
         {
-            var duplicate = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("duplicate", out var d) && d.GetBoolean();
-            long? sequence = body.ValueKind == JsonValueKind.Object && body.TryGetProperty("sequence", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt64() : null;
-            return new UploadResult(response.StatusCode, duplicate, sequence, null, null);
+            // The common answer, read without building a document: a gateway sends one every few seconds per session.
+            var receipt = JsonSerializer.Deserialize<Receipt>(await response.Content.ReadAsByteArrayAsync(ct), JsonOptions);
+            return new UploadResult(response.StatusCode, receipt?.Duplicate ?? false, receipt?.Sequence, null, null);
         }
 
+        var body = await ReadJson(response, ct);
         return new UploadResult(response.StatusCode, false, null, Property(body, "type"), Property(body, "detail"));
     }
 
