@@ -274,8 +274,10 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         [
             new Figure("append_latency_growth", $"append latency at batch {size.LateWindow} / at batch {size.EarlyWindow}", late, "ms", early, late / early, "<= 1.2", late / early <= 1.2),
             new Figure("page_latency_growth", $"log page (100 batches) at offset {size.DeepPageOffset} / at 0", pageDeep, "ms", pageFirst, pageDeep / pageFirst, "<= 1.2", pageDeep / pageFirst <= 1.2),
-            new Figure("page_vs_raw", "log page / raw SQL select of the same rows + decrypt", Math.Max(pageFirst, pageDeep), "ms",
-                pageFirst / rawPageFirst >= pageDeep / rawPageDeep ? rawPageFirst : rawPageDeep, vsRaw, "<= 3", vsRaw <= 3),
+            // Judged where the service compares worst: at the start or deep in the session.
+            pageFirst / rawPageFirst >= pageDeep / rawPageDeep
+                ? new Figure("page_vs_raw", "log page / raw SQL select of the same rows + decrypt (at 0)", pageFirst, "ms", rawPageFirst, vsRaw, "<= 3", vsRaw <= 3)
+                : new Figure("page_vs_raw", $"log page / raw SQL select of the same rows + decrypt (at {size.DeepPageOffset})", pageDeep, "ms", rawPageDeep, vsRaw, "<= 3", vsRaw <= 3),
         ];
     }
 
