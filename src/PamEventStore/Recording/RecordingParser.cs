@@ -37,21 +37,38 @@ public static class RecordingParser
     public static bool TryParseBatch(
         ReadOnlySpan<byte> utf8Json,
         [NotNullWhen(true)] out RecordingBatch? batch,
+        [NotNullWhen(false)] out RecordingError? error) =>
+        TryParse(utf8Json, legacyEnvelope: false, out batch, out error);
+
+    /// <summary>
+    /// Parses the legacy bulk upload body, <c>{"logs": [events]}</c>. An empty array is accepted: a
+    /// session in which nothing happened still ends with this upload.
+    /// </summary>
+    public static bool TryParseLegacyLogs(
+        ReadOnlySpan<byte> utf8Json,
+        [NotNullWhen(true)] out RecordingBatch? batch,
+        [NotNullWhen(false)] out RecordingError? error) =>
+        TryParse(utf8Json, legacyEnvelope: true, out batch, out error);
+
+    private static bool TryParse(
+        ReadOnlySpan<byte> utf8Json,
+        bool legacyEnvelope,
+        [NotNullWhen(true)] out RecordingBatch? batch,
         [NotNullWhen(false)] out RecordingError? error)
     {
         var reader = new Utf8JsonReader(utf8Json, ReaderOptions);
-        batch = null;
         try
         {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
+            if (legacyEnvelope)
             {
-                error = new RecordingError(null, null, "the body must be a JSON array of recorded events");
+                if (!TryReadLegacyEnvelope(ref reader, utf8Json.Length, out batch, out error)) return false;
+            }
+            else if (!TryReadBatchArray(ref reader, utf8Json.Length, out batch, out error))
+            {
                 return false;
             }
 
-            if (!TryReadEvents(ref reader, allowEmpty: false, utf8Json.Length, out batch, out error)) return false;
-
-            // Reading on refuses (throws on) anything but whitespace after the array.
+            // Reading on refuses (throws on) anything but whitespace after the value.
             reader.Read();
             return true;
         }
@@ -63,61 +80,56 @@ public static class RecordingParser
         }
     }
 
-    /// <summary>
-    /// Parses the legacy bulk upload body, <c>{"logs": [events]}</c>. An empty array is accepted: a
-    /// session in which nothing happened still ends with this upload.
-    /// </summary>
-    public static bool TryParseLegacyLogs(
-        ReadOnlySpan<byte> utf8Json,
+    private static bool TryReadBatchArray(
+        ref Utf8JsonReader reader,
+        int expectedBytes,
         [NotNullWhen(true)] out RecordingBatch? batch,
         [NotNullWhen(false)] out RecordingError? error)
     {
-        var reader = new Utf8JsonReader(utf8Json, ReaderOptions);
         batch = null;
-        try
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartArray)
         {
-            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
-            {
-                error = new RecordingError(null, null, "the body must be a JSON object {\"logs\": [...]}");
-                return false;
-            }
-
-            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-            {
-                if (!reader.ValueTextEquals("logs"u8) || batch is not null)
-                {
-                    batch = null;
-                    error = new RecordingError(null, reader.GetString(), "only a single 'logs' field is allowed");
-                    return false;
-                }
-
-                reader.Read();
-                if (reader.TokenType != JsonTokenType.StartArray)
-                {
-                    error = new RecordingError(null, "logs", "'logs' must be an array of recorded events");
-                    return false;
-                }
-
-                if (!TryReadEvents(ref reader, allowEmpty: true, utf8Json.Length, out batch, out error)) return false;
-            }
-
-            if (batch is null)
-            {
-                error = new RecordingError(null, "logs", "'logs' is required");
-                return false;
-            }
-
-            // Reading on refuses (throws on) anything but whitespace after the object.
-            reader.Read();
-            error = null;
-            return true;
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException)
-        {
-            batch = null;
-            error = new RecordingError(null, null, $"malformed JSON or invalid UTF-8 near byte {(e as JsonException)?.BytePositionInLine ?? reader.BytesConsumed}");
+            error = new RecordingError(null, null, "the body must be a JSON array of recorded events");
             return false;
         }
+
+        return TryReadEvents(ref reader, allowEmpty: false, expectedBytes, out batch, out error);
+    }
+
+    private static bool TryReadLegacyEnvelope(
+        ref Utf8JsonReader reader,
+        int expectedBytes,
+        [NotNullWhen(true)] out RecordingBatch? batch,
+        [NotNullWhen(false)] out RecordingError? error)
+    {
+        batch = null;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject)
+        {
+            error = new RecordingError(null, null, "the body must be a JSON object {\"logs\": [...]}");
+            return false;
+        }
+
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (!reader.ValueTextEquals("logs"u8) || batch is not null)
+            {
+                batch = null;
+                error = new RecordingError(null, reader.GetString(), "only a single 'logs' field is allowed");
+                return false;
+            }
+
+            reader.Read();
+            if (reader.TokenType != JsonTokenType.StartArray)
+            {
+                error = new RecordingError(null, "logs", "'logs' must be an array of recorded events");
+                return false;
+            }
+
+            if (!TryReadEvents(ref reader, allowEmpty: true, expectedBytes, out batch, out error)) return false;
+        }
+
+        error = batch is null ? new RecordingError(null, "logs", "'logs' is required") : null;
+        return batch is not null;
     }
 
     /// <summary>Reads events until the end of the array the reader is positioned on.</summary>
