@@ -93,6 +93,20 @@ public sealed class when_deciding_uploads
         else reject.Conflict.ShouldBeNull();
     }
 
+    /// <summary>Refused, and the refusal recorded with what was sent, by whom and when.</summary>
+    private void ShouldRecordConflict(UploadDecision decision, Rejection reason, string why, long startOffset, long? endOffset, RecordingBatch rejected)
+    {
+        ShouldBeRejected(decision, reason, recorded: true);
+        var conflict = ((RejectBatch)decision).Conflict!;
+        conflict.StartOffset.ShouldBe(startOffset);
+        conflict.EndOffset.ShouldBe(endOffset);
+        conflict.Reason.ShouldBe(why);
+        conflict.RejectedSha256.ShouldBe(rejected.Sha256());
+        conflict.RejectedEventCount.ShouldBe(rejected.EventCount);
+        conflict.RejectedFrom.ShouldBe(Gateway);
+        conflict.At.ShouldBe(_now);
+    }
+
     // ---- new offsets ----
 
     [Fact]
@@ -289,15 +303,7 @@ public sealed class when_deciding_uploads
 
         var decision = Upload(0, tampered, 300);
 
-        ShouldBeRejected(decision, Rejection.BatchConflict, recorded: true);
-        var conflict = ((RejectBatch)decision).Conflict!;
-        conflict.StartOffset.ShouldBe(0);
-        conflict.EndOffset.ShouldBe(300);
-        conflict.Reason.ShouldBe("content-differs-from-stored-batch");
-        conflict.RejectedSha256.ShouldBe(tampered.Sha256());
-        conflict.RejectedEventCount.ShouldBe(3);
-        conflict.RejectedFrom.ShouldBe(Gateway);
-        conflict.At.ShouldBe(_now);
+        ShouldRecordConflict(decision, Rejection.BatchConflict, "content-differs-from-stored-batch", startOffset: 0, endOffset: 300, tampered);
         _session.ConflictCount.ShouldBe(1);
         _session.BatchCount.ShouldBe(1);
         _session.Tail.ShouldNotBeNull().Segments.Count.ShouldBe(1);
@@ -404,15 +410,7 @@ public sealed class when_deciding_uploads
 
         var decision = Upload(100, overlapping, 300);
 
-        ShouldBeRejected(decision, Rejection.BatchOverlap, recorded: true);
-        var conflict = ((RejectBatch)decision).Conflict!;
-        conflict.StartOffset.ShouldBe(100);
-        conflict.EndOffset.ShouldBe(300);
-        conflict.Reason.ShouldBe("overlaps-previous-batch");
-        conflict.RejectedSha256.ShouldBe(overlapping.Sha256());
-        conflict.RejectedEventCount.ShouldBe(2);
-        conflict.RejectedFrom.ShouldBe(Gateway);
-        conflict.At.ShouldBe(_now);
+        ShouldRecordConflict(decision, Rejection.BatchOverlap, "overlaps-previous-batch", startOffset: 100, endOffset: 300, overlapping);
         _session.ConflictCount.ShouldBe(1);
         _session.BatchCount.ShouldBe(1);
         _session.Tail!.StartOffset.ShouldBe(0);
