@@ -7,6 +7,7 @@ using PamEventStore.Gateway;
 using PamEventStore.Http;
 using PamEventStore.Security;
 using PamEventStore.Storage;
+using PamEventStore.Viewing;
 using Wolverine;
 using Wolverine.Http;
 using Wolverine.Marten;
@@ -25,6 +26,9 @@ var dataDirectory = LocalDataDirectory.FromConfiguration(builder.Configuration);
 builder.Services.AddSingleton(dataDirectory);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<DatabaseConnection>();
+builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.Section)
+    .Validate(o => o.MaxBytes > 0, "LogPages:MaxBytes must be positive.")
+    .ValidateOnStart();
 builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
     .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
     .ValidateOnStart();

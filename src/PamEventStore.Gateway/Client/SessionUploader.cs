@@ -7,8 +7,11 @@ namespace PamEventStore.Gateway.Client;
 /// acknowledged offset, with the Infisical gateway's behaviour on errors (keep the offset, retry next
 /// time; a 404 means an old platform: upload everything through the legacy endpoint at the end).
 /// </summary>
-public sealed class SessionUploader(PamApiClient client, Guid sessionId, string gatewayToken, bool sendEndOffset)
+public sealed class SessionUploader(PamApiClient client, Guid sessionId, string gatewayToken, bool sendEndOffset, int maxBatchBytes = SessionUploader.DefaultMaxBatchBytes)
 {
+    /// <summary>The service's default body limit for a batch.</summary>
+    public const int DefaultMaxBatchBytes = 512 * 1024;
+
     public Guid SessionId => sessionId;
 
     public RecordingFile File { get; } = new();
@@ -18,7 +21,7 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     /// <returns>The service's answer, or null when there was nothing to send.</returns>
     public async Task<UploadResult?> FlushAsync(CancellationToken ct)
     {
-        if (LegacyMode || File.NextBatch() is not { } batch) return null;
+        if (LegacyMode || File.NextBatch(maxBatchBytes) is not { } batch) return null;
 
         var result = await client.UploadBatchAsync(gatewayToken, sessionId, batch.StartOffset, sendEndOffset ? batch.EndOffset : null, batch.Body, ct);
         if (result.Succeeded) File.Acknowledge(batch);

@@ -29,16 +29,31 @@ public sealed class RecordingFile
     /// <summary>Bytes of JSON waiting to be uploaded (what the next batch body will hold, minus brackets and commas).</summary>
     public int PendingJsonBytes => _unacknowledged.Sum(e => e.Length);
 
-    /// <returns>Everything after the acknowledged offset, or null when nothing new was recorded.</returns>
-    public PendingBatch? NextBatch()
+    /// <param name="maxBodyBytes">
+    /// The service's body limit. The Infisical gateway sends everything unacknowledged in one body,
+    /// which after an outage can outgrow the limit and then never get through (a 413 is retried as
+    /// it is); this client sends the oldest events that fit, and the rest next time.
+    /// </param>
+    /// <returns>Events after the acknowledged offset, or null when nothing new was recorded.</returns>
+    public PendingBatch? NextBatch(int maxBodyBytes = int.MaxValue)
     {
         if (_unacknowledged.Count == 0) return null;
 
         // json.Marshal([]json.RawMessage): the records' JSON as they are, comma-separated.
-        var body = new byte[_unacknowledged.Sum(e => e.Length) + _unacknowledged.Count + 1];
+        var count = 0;
+        var bodyBytes = 1;
+        long endOffset = AcknowledgedOffset;
+        while (count < _unacknowledged.Count && (count == 0 || bodyBytes + _unacknowledged[count].Length + 1 <= maxBodyBytes))
+        {
+            bodyBytes += _unacknowledged[count].Length + 1;
+            endOffset += _unacknowledged[count].Length + RecordOverhead;
+            count++;
+        }
+
+        var body = new byte[bodyBytes];
         var at = 0;
         body[at++] = (byte)'[';
-        for (var i = 0; i < _unacknowledged.Count; i++)
+        for (var i = 0; i < count; i++)
         {
             if (i > 0) body[at++] = (byte)',';
             _unacknowledged[i].CopyTo(body, at);
@@ -46,7 +61,7 @@ public sealed class RecordingFile
         }
 
         body[at] = (byte)']';
-        return new PendingBatch(AcknowledgedOffset, WrittenOffset, _unacknowledged.Count, body);
+        return new PendingBatch(AcknowledgedOffset, endOffset, count, body);
     }
 
     /// <summary>The service took the batch: move the offset past it.</summary>

@@ -51,7 +51,7 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
 
     private static async Task Flush(SessionUploader uploader, Action<string> progress, CancellationToken ct)
     {
-        var pending = uploader.File.NextBatch();
+        var pending = uploader.File.NextBatch(SessionUploader.DefaultMaxBatchBytes);
         var result = await uploader.FlushAsync(ct);
         if (result is not null && pending is not null)
             progress($"  batch at offset {pending.StartOffset}: {pending.EventCount} events -> {(int)result.Status}{(result.Duplicate ? " duplicate" : "")}");

@@ -11,8 +11,10 @@ namespace PamEventStore.Crypto;
 public sealed record WrappedDataKey(string KeyId, string MasterKeyId, byte[] Wrapped, DateTimeOffset CreatedAt);
 
 /// <summary>
-/// Every data key an org has had, stored in the org's own tenant. Keys are never removed: each batch
-/// names the key it was sealed with, so retired keys are what keeps old recordings readable.
+/// Every data key an org has had, stored in the org's own tenant, and its fingerprint key. Data keys
+/// are never removed: each batch names the key it was sealed with, so retired keys are what keeps old
+/// recordings readable. The fingerprint key is never rotated: stored fingerprints are compared with
+/// new ones for as long as the recordings are kept.
 /// </summary>
 public sealed class OrgKeyRing : ITenanted
 {
@@ -22,10 +24,14 @@ public sealed class OrgKeyRing : ITenanted
     public string? TenantId { get; set; }
     public string ActiveKeyId { get; set; } = "";
     public List<WrappedDataKey> Keys { get; set; } = [];
+    public WrappedDataKey? FingerprintKey { get; set; }
 }
 
 /// <summary>An unwrapped data key, held in memory only.</summary>
 public sealed record DataKey(string Id, byte[] Key);
+
+/// <summary>What sealing an org's recordings needs: its active data key and its fingerprint key.</summary>
+public sealed record OrgSealing(string OrgId, DataKey Active, ContentFingerprint Fingerprint);
 
 /// <summary>
 /// Per-org data keys: created on an org's first recording, cached unwrapped in memory, rotated and
@@ -36,39 +42,48 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
 {
     public static readonly TimeSpan ActiveKeyLifetime = TimeSpan.FromMinutes(5);
 
-    private sealed record UnwrappedRing(string ActiveKeyId, IReadOnlyDictionary<string, byte[]> Keys, DateTimeOffset LoadedAt);
+    /// <param name="Unopenable">Keys in the ring that could not be unwrapped (their master key is gone or they were altered).</param>
+    private sealed record UnwrappedRing(
+        OrgSealing Sealing, IReadOnlyDictionary<string, byte[]> Keys, IReadOnlySet<string> Unopenable, DateTimeOffset LoadedAt);
 
     private readonly ConcurrentDictionary<string, UnwrappedRing> _rings = new(StringComparer.Ordinal);
 
-    public async ValueTask<DataKey> ActiveKeyAsync(string orgId, CancellationToken ct)
+    /// <summary>The active data key and fingerprint key, creating them on the org's first recording.</summary>
+    public async ValueTask<OrgSealing> SealingAsync(string orgId, CancellationToken ct)
     {
-        if (!_rings.TryGetValue(orgId, out var ring) || clock.GetUtcNow() - ring.LoadedAt > ActiveKeyLifetime)
-        {
-            ring = await LoadAsync(orgId, createIfMissing: true, ct);
-        }
+        if (_rings.TryGetValue(orgId, out var ring) && clock.GetUtcNow() - ring.LoadedAt <= ActiveKeyLifetime) return ring.Sealing;
 
-        return new DataKey(ring!.ActiveKeyId, ring.Keys[ring.ActiveKeyId]);
+        // Several requests may reload at once; each gets a complete ring, and the last one is kept.
+        return (await LoadAsync(orgId, createIfMissing: true, ct))!.Sealing;
     }
 
-    /// <returns>The key, or null when the org has no key of that id.</returns>
+    /// <returns>The key, or null when the org has no usable key of that id.</returns>
     public async ValueTask<byte[]?> KeyAsync(string orgId, string keyId, CancellationToken ct)
     {
-        if (_rings.TryGetValue(orgId, out var ring) && ring.Keys.TryGetValue(keyId, out var key)) return key;
+        if (_rings.TryGetValue(orgId, out var ring))
+        {
+            if (ring.Keys.TryGetValue(keyId, out var known)) return known;
+            if (ring.Unopenable.Contains(keyId)) return null;
+        }
 
         // Unknown here: another node may have rotated since this one loaded the ring.
         ring = await LoadAsync(orgId, createIfMissing: false, ct);
-        return ring is not null && ring.Keys.TryGetValue(keyId, out key) ? key : null;
+        return ring is not null && ring.Keys.TryGetValue(keyId, out var key) ? key : null;
     }
+
+    /// <returns>The org's fingerprint key, or null when it has never recorded anything.</returns>
+    public async ValueTask<ContentFingerprint?> FingerprintAsync(string orgId, CancellationToken ct) =>
+        _rings.TryGetValue(orgId, out var ring) ? ring.Sealing.Fingerprint : (await LoadAsync(orgId, createIfMissing: false, ct))?.Sealing.Fingerprint;
 
     /// <summary>Adds a new data key for the org and makes it the one new recordings are sealed with.</summary>
     public async Task<string> RotateAsync(string orgId, CancellationToken ct)
     {
         await using var session = store.LightweightSession(orgId);
         var ring = await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct);
-        var key = NewWrappedKey(orgId);
+        var key = NewWrappedKey(orgId, "dk");
         if (ring is null)
         {
-            session.Insert(new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key] });
+            session.Insert(new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key], FingerprintKey = NewWrappedKey(orgId, "fk") });
         }
         else
         {
@@ -91,20 +106,19 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         if (ring is null) return 0;
 
         var rewrapped = 0;
-        for (var i = 0; i < ring.Keys.Count; i++)
+        WrappedDataKey Rewrap(WrappedDataKey key)
         {
-            var key = ring.Keys[i];
-            if (key.MasterKeyId == masterKeys.ActiveKeyId) continue;
-
-            var plain = Unwrap(orgId, key);
-            ring.Keys[i] = key with
+            if (key.MasterKeyId == masterKeys.ActiveKeyId) return key;
+            rewrapped++;
+            return key with
             {
                 MasterKeyId = masterKeys.ActiveKeyId,
-                Wrapped = AesGcmEnvelope.Seal(masterKeys.Active, plain, WrapContext(orgId, key.KeyId)),
+                Wrapped = AesGcmEnvelope.Seal(masterKeys.Active, Unwrap(orgId, key), WrapContext(orgId, key.KeyId)),
             };
-            rewrapped++;
         }
 
+        ring.Keys = ring.Keys.Select(Rewrap).ToList();
+        if (ring.FingerprintKey is not null) ring.FingerprintKey = Rewrap(ring.FingerprintKey);
         session.Store(ring);
         await session.SaveChangesAsync(ct);
         _rings.TryRemove(orgId, out _);
@@ -129,24 +143,54 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
 
         if (ring is null && createIfMissing) ring = await CreateAsync(orgId, ct);
         if (ring is null) return null;
+        if (ring.FingerprintKey is null) ring = await AddFingerprintKeyAsync(orgId, ct);
 
-        // A retired key whose master key is gone only makes its own batches unreadable (reported per
-        // batch when read); the active key must open, or nothing could be recorded.
+        // One key that does not open (its master key is gone, or it was altered) costs only the
+        // batches sealed with it; the active key and the fingerprint key must open.
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var unopenable = new HashSet<string>(StringComparer.Ordinal);
         foreach (var key in ring.Keys)
         {
-            if (key.KeyId == ring.ActiveKeyId || masterKeys.TryGet(key.MasterKeyId, out _)) keys[key.KeyId] = Unwrap(orgId, key);
+            try
+            {
+                keys[key.KeyId] = Unwrap(orgId, key);
+            }
+            catch (Exception e) when (e is CryptographicException or InvalidOperationException && key.KeyId != ring.ActiveKeyId)
+            {
+                unopenable.Add(key.KeyId);
+            }
         }
 
-        var unwrapped = new UnwrappedRing(ring.ActiveKeyId, keys, clock.GetUtcNow());
+        var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, keys[ring.ActiveKeyId]), new ContentFingerprint(Unwrap(orgId, ring.FingerprintKey!)));
+        var unwrapped = new UnwrappedRing(sealing, keys, unopenable, clock.GetUtcNow());
         _rings[orgId] = unwrapped;
         return unwrapped;
     }
 
+    /// <summary>A ring from before fingerprint keys existed gets one, once, whichever node gets there first.</summary>
+    private async Task<OrgKeyRing> AddFingerprintKeyAsync(string orgId, CancellationToken ct)
+    {
+        await using var session = store.LightweightSession(orgId);
+        var ring = (await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct))!;
+        if (ring.FingerprintKey is not null) return ring;
+        ring.FingerprintKey = NewWrappedKey(orgId, "fk");
+        session.Store(ring);
+        try
+        {
+            await session.SaveChangesAsync(ct);
+            return ring;
+        }
+        catch (ConcurrencyException)
+        {
+            await using var reread = store.QuerySession(orgId);
+            return (await reread.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct))!;
+        }
+    }
+
     private async Task<OrgKeyRing> CreateAsync(string orgId, CancellationToken ct)
     {
-        var key = NewWrappedKey(orgId);
-        var ring = new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key] };
+        var key = NewWrappedKey(orgId, "dk");
+        var ring = new OrgKeyRing { ActiveKeyId = key.KeyId, Keys = [key], FingerprintKey = NewWrappedKey(orgId, "fk") };
         try
         {
             await using var session = store.LightweightSession(orgId);
@@ -163,9 +207,9 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         }
     }
 
-    private WrappedDataKey NewWrappedKey(string orgId)
+    private WrappedDataKey NewWrappedKey(string orgId, string kind)
     {
-        var keyId = $"dk-{Guid.CreateVersion7():N}";
+        var keyId = $"{kind}-{Guid.CreateVersion7():N}";
         var plain = RandomNumberGenerator.GetBytes(AesGcmEnvelope.KeySize);
         return new WrappedDataKey(keyId, masterKeys.ActiveKeyId, AesGcmEnvelope.Seal(masterKeys.Active, plain, WrapContext(orgId, keyId)), clock.GetUtcNow());
     }

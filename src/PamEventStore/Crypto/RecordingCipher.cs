@@ -27,22 +27,37 @@ public sealed record LegacyLogsPlace(string OrgId, Guid SessionId) : RecordingPl
 
 public sealed record SealedRecording(string KeyId, byte[] Ciphertext);
 
-/// <summary>Envelope encryption of recorded content with the org's data key (AES-256-GCM).</summary>
+/// <summary>
+/// Envelope encryption of recorded content (AES-256-GCM). Each session seals under its own key,
+/// derived from the org's data key (HKDF-SHA-256 with the org and session as context): random 96-bit
+/// nonces then stay far below their safe use count per key however long an org records, and a
+/// ciphertext cannot open under another session's key.
+/// </summary>
 public sealed class RecordingCipher(OrgDataKeys keys)
 {
-    public async ValueTask<SealedRecording> SealAsync(RecordingPlace place, ReadOnlyMemory<byte> plaintext, CancellationToken ct)
+    /// <summary>The org's keys for sealing; resolve them before taking locks, it may read the database.</summary>
+    public ValueTask<OrgSealing> SealingAsync(string orgId, CancellationToken ct) => keys.SealingAsync(orgId, ct);
+
+    /// <returns>The org's fingerprint key, or null when the org has never recorded.</returns>
+    public ValueTask<ContentFingerprint?> FingerprintAsync(string orgId, CancellationToken ct) => keys.FingerprintAsync(orgId, ct);
+
+    public static SealedRecording Seal(OrgSealing sealing, RecordingPlace place, ReadOnlySpan<byte> plaintext)
     {
-        var key = await keys.ActiveKeyAsync(place.OrgId, ct);
-        return new SealedRecording(key.Id, AesGcmEnvelope.Seal(key.Key, plaintext.Span, place.AssociatedData()));
+        if (sealing.OrgId != place.OrgId) throw new ArgumentException($"Keys of org '{sealing.OrgId}' cannot seal for org '{place.OrgId}'.", nameof(place));
+        return new SealedRecording(sealing.Active.Id, AesGcmEnvelope.Seal(SessionKey(sealing.Active.Key, place), plaintext, place.AssociatedData()));
     }
 
     /// <exception cref="CryptographicException">
-    /// The key is unknown, or the ciphertext does not open under it at this place (altered or moved).
+    /// The key is unknown or unusable, or the ciphertext does not open under it at this place (altered or moved).
     /// </exception>
     public async ValueTask<byte[]> OpenAsync(RecordingPlace place, string keyId, byte[] ciphertext, CancellationToken ct)
     {
         var key = await keys.KeyAsync(place.OrgId, keyId, ct)
                   ?? throw new CryptographicException($"Data key '{keyId}' is not available for org '{place.OrgId}'.");
-        return AesGcmEnvelope.Open(key, ciphertext, place.AssociatedData());
+        return AesGcmEnvelope.Open(SessionKey(key, place), ciphertext, place.AssociatedData());
     }
+
+    private static byte[] SessionKey(byte[] dataKey, RecordingPlace place) =>
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, AesGcmEnvelope.KeySize, salt: null,
+            info: Encoding.UTF8.GetBytes($"pam-session-key/v1|{place.OrgId.Length}:{place.OrgId}|{place.SessionId:D}"));
 }

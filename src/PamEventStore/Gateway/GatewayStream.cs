@@ -9,6 +9,24 @@ namespace PamEventStore.Gateway;
 internal static class GatewayStream
 {
     /// <summary>
+    /// Refuses a caller that is not the session's gateway before its body is read: any gateway of any
+    /// org holds a gateway token, and an upload body can be megabytes. Null when the caller may go on.
+    /// </summary>
+    public static async Task<IResult?> RefuseStrangerAsync(IQuerySession db, StoredBatchMemory memory, Guid sessionId, Caller caller, CancellationToken ct)
+    {
+        var gatewayId = memory.GatewayOf(caller.OrgId, sessionId);
+        if (gatewayId is null)
+        {
+            if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
+            if (session.GatewayId is null) return Problems.GatewayMismatch(sessionId).ToResult();
+            gatewayId = session.GatewayId;
+            memory.RememberGateway(caller.OrgId, sessionId, gatewayId);
+        }
+
+        return caller.IsGateway && caller.GatewayId == gatewayId ? null : Problems.GatewayMismatch(sessionId).ToResult();
+    }
+
+    /// <summary>
     /// Takes the session's stream for a write by its own gateway. The row lock makes concurrent
     /// retries of one upload queue instead of racing to a version conflict: the second sees what the
     /// first stored and is a plain duplicate. The lock is held until the session commits or is disposed.

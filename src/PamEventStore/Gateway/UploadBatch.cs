@@ -25,8 +25,9 @@ public sealed record BatchOffsets(long Start, long? End);
 public static class UploadBatchEndpoint
 {
     // [WriteAggregate] would lock the stream before the body is read and answer a missing session
-    // with a bare 404, which an Infisical gateway takes for "old platform". So this endpoint reads
-    // and validates the body first, then takes the stream lock itself for the shortest time.
+    // with a bare 404, which an Infisical gateway takes for "old platform". So this endpoint checks the
+    // caller, reads and validates the body, resolves the org's keys, and only then takes the stream
+    // lock itself, for the shortest time.
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/event-batches")]
     [Authorize(Policy = PamPolicies.Gateway)]
     public static async Task<IResult> Post(
@@ -43,6 +44,8 @@ public static class UploadBatchEndpoint
         var (offsets, offsetProblem) = ReadOffsets(request.Query);
         if (offsets is not var (startOffset, endOffset)) return offsetProblem!.ToResult();
 
+        if (await GatewayStream.RefuseStrangerAsync(db, memory, sessionId, caller, ct) is { } stranger) return stranger;
+
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxBatchBytes, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
 
@@ -51,6 +54,7 @@ public static class UploadBatchEndpoint
         if (memory.IsStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256)) return Duplicate;
 
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
+        var sealing = await cipher.SealingAsync(caller.OrgId, ct);
 
         var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
         if (stream is null) return refusal!;
@@ -59,14 +63,14 @@ public static class UploadBatchEndpoint
         var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
             ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, ct)
             : null;
-        var upload = new IncomingBatch(startOffset, endOffset, content);
+        var upload = new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint);
         var decision = BatchUploadRules.Decide(session, upload, storedAtOffset, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace);
 
         switch (decision)
         {
             case AcceptBatch accept:
                 var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
-                var sealedContent = await cipher.SealAsync(place, accept.Content.Canonical, ct);
+                var sealedContent = RecordingCipher.Seal(sealing, place, accept.Content.Canonical.Span);
                 stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
                 await db.SaveChangesAsync(ct);
                 memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);

@@ -25,22 +25,26 @@ public static class UploadLegacyLogsEndpoint
         IDocumentSession db,
         Caller caller,
         RecordingCipher cipher,
+        StoredBatchMemory memory,
         IOptions<UploadOptions> options,
         TimeProvider clock,
         CancellationToken ct)
     {
+        if (await GatewayStream.RefuseStrangerAsync(db, memory, sessionId, caller, ct) is { } stranger) return stranger;
+
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxLegacyLogsBytes, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 
+        var sealing = await cipher.SealingAsync(caller.OrgId, ct);
         var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
         if (stream is null) return refusal!;
         var session = stream.Aggregate!;
 
-        switch (LegacyLogsRules.Decide(session, logs, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
+        switch (LegacyLogsRules.Decide(session, logs, sealing.Fingerprint, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
         {
             case AcceptLegacyLogs accept:
-                var sealedLogs = await cipher.SealAsync(new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical, ct);
+                var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical.Span);
                 stream.AppendMany(accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }).ToArray());
                 await db.SaveChangesAsync(ct);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));

@@ -4,19 +4,38 @@ namespace PamEventStore.Http;
 
 public static class Health
 {
+    /// <summary>Anyone may ask; the database is asked at most this often.</summary>
+    private static readonly TimeSpan Remembered = TimeSpan.FromSeconds(2);
+
+    private static (DateTimeOffset At, bool Healthy) _last;
+
     /// <summary><c>GET /health</c>, anonymous: 200 when the service can reach its database, 503 when it cannot.</summary>
     public static void MapHealth(this WebApplication app) =>
-        app.MapGet("/health", async (IDocumentStore store, CancellationToken ct) =>
+        app.MapGet("/health", async (IDocumentStore store, TimeProvider clock, CancellationToken ct) =>
         {
-            try
+            var last = _last;
+            if (clock.GetUtcNow() - last.At > Remembered)
             {
-                await using var session = store.QuerySession();
-                await session.QueryAsync<int>("select 1", ct);
-                return Results.Ok(new { status = "ok" });
+                last = (clock.GetUtcNow(), await DatabaseAnswersAsync(store, ct));
+                _last = last;
             }
-            catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
-            {
-                return Problems.Create(503, "database-unavailable", "Database unavailable", "The service cannot reach PostgreSQL.").ToResult();
-            }
+
+            return last.Healthy
+                ? Results.Ok(new { status = "ok" })
+                : Problems.Create(503, "database-unavailable", "Database unavailable", "The service cannot reach PostgreSQL.").ToResult();
         }).AllowAnonymous();
+
+    private static async Task<bool> DatabaseAnswersAsync(IDocumentStore store, CancellationToken ct)
+    {
+        try
+        {
+            await using var session = store.QuerySession();
+            await session.QueryAsync<int>("select 1", ct);
+            return true;
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException)
+        {
+            return false;
+        }
+    }
 }

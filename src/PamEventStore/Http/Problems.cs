@@ -83,6 +83,8 @@ public static class Problems
             new Dictionary<string, object?> { ["startOffset"] = startOffset }),
         Rejection.SessionClosed => Create(409, "session-closed", "The session is closed",
             $"Session {sessionId} ended and its grace window for final uploads has passed."),
+        Rejection.LegacyLogsStored => Create(409, "legacy-logs-stored", "The whole recording is already stored",
+            $"Session {sessionId} received its whole recording through the legacy logs upload; it takes no more batches."),
         _ => throw new ArgumentOutOfRangeException(nameof(reason), reason, null),
     };
 

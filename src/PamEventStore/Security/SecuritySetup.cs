@@ -31,6 +31,10 @@ public static class SecuritySetup
                 jwt.TokenHandlers.Add(new CachingTokenHandler { MapInboundClaims = false });
                 jwt.Authority = options.Authority;
                 jwt.RequireHttpsMetadata = options.RequireHttpsMetadata;
+
+                // An issuer's withdrawn signing key must stop being trusted within minutes, not the default 12 hours.
+                jwt.AutomaticRefreshInterval = CachingTokenHandler.Reuse;
+                jwt.RefreshInterval = TimeSpan.FromSeconds(30);
                 jwt.TokenValidationParameters = new TokenValidationParameters
                 {
                     ValidIssuer = options.Issuer,

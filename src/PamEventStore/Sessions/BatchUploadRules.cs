@@ -1,9 +1,13 @@
+using PamEventStore.Crypto;
 using PamEventStore.Recording;
 
 namespace PamEventStore.Sessions;
 
-/// <summary>A batch as the gateway sent it: where it starts in its recording file, and (our extension) where it ends.</summary>
-public sealed record IncomingBatch(long StartOffset, long? EndOffset, RecordingBatch Content);
+/// <summary>
+/// A batch as the gateway sent it: where it starts in its recording file, (our extension) where it
+/// ends, and the org's fingerprint key it is compared with stored batches under.
+/// </summary>
+public sealed record IncomingBatch(long StartOffset, long? EndOffset, RecordingBatch Content, ContentFingerprint Fingerprints);
 
 public abstract record UploadDecision;
 
@@ -37,6 +41,9 @@ public enum Rejection
 
     /// <summary>The session ended longer ago than the grace window.</summary>
     SessionClosed,
+
+    /// <summary>The whole recording already arrived through the legacy upload.</summary>
+    LegacyLogsStored,
 }
 
 /// <summary>Refuse the upload; <see cref="Conflict"/>, when present, is recorded nonetheless.</summary>
@@ -74,12 +81,14 @@ public static class BatchUploadRules
         var stored = isNewOffset ? [] : upload.StartOffset == tail!.StartOffset ? tail.Segments : storedAtOlderOffset ?? [];
 
         // A retry is answered the same whenever it comes, even after the session closed.
-        if (IsStored(stored, upload.Content)) return new DuplicateBatch();
+        if (IsStored(stored, upload)) return new DuplicateBatch();
 
         if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
         {
             return new RejectBatch(Rejection.SessionClosed, null);
         }
+
+        if (session.Legacy is not null) return new RejectBatch(Rejection.LegacyLogsStored, null);
 
         if (isNewOffset)
         {
@@ -102,7 +111,7 @@ public static class BatchUploadRules
         var last = stored[^1];
         if (upload.StartOffset == tail!.StartOffset
             && upload.Content.EventCount > last.EventCountEnd
-            && upload.Content.PrefixSha256(last.EventCountEnd).AsSpan().SequenceEqual(last.Sha256))
+            && upload.Fingerprints.Matches(upload.Content.PrefixSha256(last.EventCountEnd), last.Fingerprint))
         {
             return Accept(session, upload, last.EventCountEnd, gap: null, actor, now);
         }
@@ -110,11 +119,11 @@ public static class BatchUploadRules
         return new RejectBatch(Rejection.BatchConflict, Conflict(upload, "content-differs-from-stored-batch", actor, now));
     }
 
-    private static bool IsStored(IReadOnlyList<OffsetSegment> stored, RecordingBatch content)
+    private static bool IsStored(IReadOnlyList<OffsetSegment> stored, IncomingBatch upload)
     {
         foreach (var segment in stored)
         {
-            if (segment.EventCountEnd == content.EventCount) return segment.Sha256.AsSpan().SequenceEqual(content.Sha256());
+            if (segment.EventCountEnd == upload.Content.EventCount) return upload.Fingerprints.Matches(upload.Content.Sha256(), segment.Fingerprint);
         }
 
         return false;
@@ -131,8 +140,8 @@ public static class BatchUploadRules
             EventCount: content.EventCount,
             FirstEventAt: content.EarliestEventAt,
             LastEventAt: content.LatestEventAt,
-            ContentSha256: content.Sha256(),
-            OffsetContentSha256: upload.Content.Sha256(),
+            ContentFingerprint: upload.Fingerprints.Of(content.Sha256()),
+            OffsetFingerprint: upload.Fingerprints.Of(upload.Content.Sha256()),
             PlaintextBytes: content.Canonical.Length,
             KeyId: "",
             UploadedBy: actor,
@@ -143,5 +152,5 @@ public static class BatchUploadRules
     }
 
     private static BatchConflictRejected Conflict(IncomingBatch upload, string reason, Actor actor, DateTimeOffset now) =>
-        new(upload.StartOffset, upload.EndOffset, reason, upload.Content.Sha256(), upload.Content.EventCount, actor, now);
+        new(upload.StartOffset, upload.EndOffset, reason, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now);
 }

@@ -1,3 +1,4 @@
+using PamEventStore.Crypto;
 using PamEventStore.Recording;
 
 namespace PamEventStore.Sessions;
@@ -19,11 +20,12 @@ public sealed record AcceptLegacyLogs(SessionActivated? Activation, LegacyLogsUp
 /// </summary>
 public static class LegacyLogsRules
 {
-    public static UploadDecision Decide(PamSession session, RecordingBatch logs, Actor actor, DateTimeOffset now, TimeSpan endedSessionGrace)
+    public static UploadDecision Decide(
+        PamSession session, RecordingBatch logs, ContentFingerprint fingerprints, Actor actor, DateTimeOffset now, TimeSpan endedSessionGrace)
     {
         if (session.Legacy is { } stored)
         {
-            return stored.Sha256.AsSpan().SequenceEqual(logs.Sha256())
+            return fingerprints.Matches(logs.Sha256(), stored.Fingerprint)
                 ? new DuplicateBatch()
                 : new RejectBatch(Rejection.BatchConflict, null);
         }
@@ -37,7 +39,7 @@ public static class LegacyLogsRules
             EventCount: logs.EventCount,
             FirstEventAt: logs.EventCount == 0 ? null : logs.EarliestEventAt,
             LastEventAt: logs.EventCount == 0 ? null : logs.LatestEventAt,
-            ContentSha256: logs.Sha256(),
+            ContentFingerprint: fingerprints.Of(logs.Sha256()),
             PlaintextBytes: logs.Canonical.Length,
             KeyId: "",
             UploadedBy: actor,

@@ -13,16 +13,16 @@ public enum SessionStatus
 public sealed record Gap(long From, long To);
 
 /// <summary>
-/// What is stored at one start offset: the cumulative event count and SHA-256 after each batch
+/// What is stored at one start offset: the cumulative event count and fingerprint after each batch
 /// stored there (more than one only when a re-upload extended the first).
 /// </summary>
-public sealed record OffsetSegment(int EventCountEnd, byte[] Sha256);
+public sealed record OffsetSegment(int EventCountEnd, byte[] Fingerprint);
 
 /// <summary>The batches at the newest accepted start offset: what the next upload is checked against.</summary>
 public sealed record TailOffset(long StartOffset, long? EndOffset, IReadOnlyList<OffsetSegment> Segments);
 
-/// <summary>The legacy bulk upload, written once: its hash decides duplicates, its version finds it.</summary>
-public sealed record LegacyRecording(byte[] Sha256, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
+/// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
+public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
 
 /// <summary>
 /// The session aggregate, kept as an inline snapshot. It holds what upload decisions and the session
@@ -88,7 +88,7 @@ public sealed record PamSession
 
     public PamSession Apply(BatchUploaded e)
     {
-        var segment = new OffsetSegment(e.FirstEventIndex + e.EventCount, e.OffsetContentSha256);
+        var segment = new OffsetSegment(e.FirstEventIndex + e.EventCount, e.OffsetFingerprint);
         var tail = Tail is { } t && t.StartOffset == e.StartOffset
             ? t with { EndOffset = e.EndOffset ?? t.EndOffset, Segments = [.. t.Segments, segment] }
             : new TailOffset(e.StartOffset, e.EndOffset, [segment]);
@@ -116,7 +116,7 @@ public sealed record PamSession
 
     public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
     {
-        Legacy = new LegacyRecording(e.Data.ContentSha256, e.Data.EventCount, e.Version, e.Data.UploadedAt),
+        Legacy = new LegacyRecording(e.Data.ContentFingerprint, e.Data.EventCount, e.Version, e.Data.UploadedAt),
         EventCount = EventCount + e.Data.EventCount,
         PlaintextBytes = PlaintextBytes + e.Data.PlaintextBytes,
         LastUploadAt = e.Data.UploadedAt,

@@ -18,9 +18,9 @@ public sealed class RecordedBatch
     public long StartOffset { get; set; }
     public long StreamVersion { get; set; }
 
-    /// <summary>Events stored at <see cref="StartOffset"/> up to and including this batch, and their SHA-256.</summary>
+    /// <summary>Events stored at <see cref="StartOffset"/> up to and including this batch, and their fingerprint.</summary>
     public int SegmentEnd { get; set; }
-    public byte[] OffsetContentSha256 { get; set; } = [];
+    public byte[] OffsetFingerprint { get; set; } = [];
 
     /// <summary>Batches are found by session and sequence through the primary key, no extra index.</summary>
     public static string IdFor(Guid sessionId, long sequence) => $"{sessionId:N}:{sequence}";
@@ -32,7 +32,7 @@ public sealed class RecordedBatch
             .Where(x => x.SessionId == sessionId && x.StartOffset == startOffset)
             .OrderBy(x => x.Sequence)
             .ToListAsync(ct);
-        return batches.Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetContentSha256)).ToList();
+        return batches.Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetFingerprint)).ToList();
     }
 }
 
@@ -46,6 +46,6 @@ public partial class RecordedBatchProjection : EventProjection
         StartOffset = e.Data.StartOffset,
         StreamVersion = e.Version,
         SegmentEnd = e.Data.FirstEventIndex + e.Data.EventCount,
-        OffsetContentSha256 = e.Data.OffsetContentSha256,
+        OffsetFingerprint = e.Data.OffsetFingerprint,
     };
 }

@@ -26,7 +26,9 @@ public sealed record SessionActivated(DateTimeOffset At);
 
 /// <summary>
 /// One accepted batch of recorded events. <see cref="Sequence"/> numbers batches 0, 1, 2... in the
-/// order they were accepted; this is what log pages count. A re-upload at <see cref="StartOffset"/>
+/// order they were accepted; this is what log pages count. <see cref="ContentFingerprint"/> is the
+/// org's keyed SHA-256 of this batch's canonical events, <see cref="OffsetFingerprint"/> of everything
+/// stored at <see cref="StartOffset"/> up to and including it. A re-upload at <see cref="StartOffset"/>
 /// that carried the stored events plus new ones is stored as a batch of its own holding only the new
 /// events, with <see cref="FirstEventIndex"/> saying where in that upload they begin.
 /// </summary>
@@ -38,8 +40,8 @@ public sealed record BatchUploaded(
     int EventCount,
     DateTimeOffset FirstEventAt,
     DateTimeOffset LastEventAt,
-    byte[] ContentSha256,
-    byte[] OffsetContentSha256,
+    byte[] ContentFingerprint,
+    byte[] OffsetFingerprint,
     int PlaintextBytes,
     string KeyId,
     Actor UploadedBy,
@@ -57,13 +59,13 @@ public sealed record BatchUploaded(
 
 /// <summary>
 /// A re-upload at a stored offset whose content differs from what is stored. The stored batch is
-/// kept as it is; this records that someone tried, with the hash of what they sent.
+/// kept as it is; this records that someone tried, with the fingerprint of what they sent.
 /// </summary>
 public sealed record BatchConflictRejected(
     long StartOffset,
     long? EndOffset,
     string Reason,
-    byte[] RejectedSha256,
+    byte[] RejectedFingerprint,
     int RejectedEventCount,
     Actor RejectedFrom,
     DateTimeOffset At);
@@ -79,7 +81,7 @@ public sealed record LegacyLogsUploaded(
     int EventCount,
     DateTimeOffset? FirstEventAt,
     DateTimeOffset? LastEventAt,
-    byte[] ContentSha256,
+    byte[] ContentFingerprint,
     int PlaintextBytes,
     string KeyId,
     Actor UploadedBy,

@@ -29,16 +29,32 @@ public sealed class EncryptedRecordingSerializer : IEventBinarySerializer
         return bytes;
     }
 
+    /// <summary>
+    /// A row that does not read (altered, truncated) becomes an event no reader mistakes for a
+    /// recording: the batch reads as missing where it should be, instead of failing every read of
+    /// the stream it is in.
+    /// </summary>
     public object Deserialize(Type type, byte[] data)
     {
-        if (data.Length < 5 || data[0] != FormatVersion)
-            throw new InvalidDataException($"Unknown {type.Name} storage format {(data.Length == 0 ? "(empty)" : data[0].ToString())}");
-
-        var headerLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(1));
-        var header = JsonSerializer.Deserialize(data.AsSpan(5, headerLength), type, RecordingHeaderJson.Default)
-                     ?? throw new InvalidDataException($"Empty {type.Name} header");
-        return ((IEncryptedRecording)header).WithCiphertext(data[(5 + headerLength)..]);
+        try
+        {
+            if (data.Length < 5 || data[0] != FormatVersion) return Unreadable(type);
+            var headerLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(1));
+            if (headerLength > data.Length - 5) return Unreadable(type);
+            var header = JsonSerializer.Deserialize(data.AsSpan(5, headerLength), type, RecordingHeaderJson.Default);
+            return header is IEncryptedRecording recording ? recording.WithCiphertext(data[(5 + headerLength)..]) : Unreadable(type);
+        }
+        catch (JsonException)
+        {
+            return Unreadable(type);
+        }
     }
+
+    private static readonly Actor Nobody = new("unknown", "unknown", null, null);
+
+    private static object Unreadable(Type type) => type == typeof(BatchUploaded)
+        ? new BatchUploaded(-1, -1, null, 0, 0, default, default, [], [], 0, "", Nobody, default)
+        : new LegacyLogsUploaded(0, null, null, [], 0, "", Nobody, default);
 }
 
 /// <summary>

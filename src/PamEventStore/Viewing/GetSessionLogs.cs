@@ -2,6 +2,7 @@ using System.Globalization;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using PamEventStore.Crypto;
 using PamEventStore.Http;
 using PamEventStore.Security;
@@ -9,6 +10,18 @@ using PamEventStore.Sessions;
 using Wolverine.Http;
 
 namespace PamEventStore.Viewing;
+
+/// <summary>Log pages (configuration section <c>LogPages</c>).</summary>
+public sealed class LogPageOptions
+{
+    public const string Section = "LogPages";
+
+    /// <summary>
+    /// About how much recorded content one page holds in memory. Pages of large batches come back
+    /// with fewer batches than asked (the contract allows it: the caller follows batchCount and hasMore).
+    /// </summary>
+    public long MaxBytes { get; set; } = 16 * 1024 * 1024;
+}
 
 /// <summary>Which batches a log page covers: Infisical's contract, where both numbers count batches.</summary>
 public sealed record LogPageRequest(long Offset, int Limit)
@@ -40,14 +53,15 @@ public sealed record LogPageRequest(long Offset, int Limit)
 /// <c>GET /api/v1/pam/sessions/{sessionId}/logs?offset=0&amp;limit=20</c>: the decrypted events of
 /// <c>limit</c> batches from batch <c>offset</c>, as <c>{logs, hasMore, batchCount}</c> (Infisical's
 /// contract; the UI advances its cursor by batchCount) plus <c>batches</c>, one entry per batch with
-/// its offsets, hash and whether it opened. A page is found by primary key and stream version, never
-/// by SQL OFFSET, so it costs the same deep in a long session as at its start.
+/// its offsets, fingerprint and whether it opened. A page is found by primary key and stream version,
+/// never by SQL OFFSET, so it costs the same deep in a long session as at its start.
 /// </summary>
 public static class GetSessionLogsEndpoint
 {
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/logs")]
     [Authorize(Policy = PamPolicies.Read)]
-    public static async Task<IResult> Get(Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, CancellationToken ct)
+    public static async Task<IResult> Get(
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, IOptions<LogPageOptions> options, CancellationToken ct)
     {
         var (page, problem) = LogPageRequest.From(request.Query);
         if (page is null) return problem!.ToResult();
@@ -65,23 +79,28 @@ public static class GetSessionLogsEndpoint
             return Problems.SessionNotFound(sessionId).ToResult();
         }
 
-        if (session.BatchCount == 0)
+        // The legacy upload, when there is one, reads as one more page after the batches (the whole
+        // recording on the first page when it is all there is, batchCount 0 as Infisical answers).
+        if (page.Offset >= session.BatchCount)
         {
-            return session.Legacy is { } legacy && page.Offset == 0
-                ? new LogPage([await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct)], HasMore: false, BatchCount: 0, Batches: [])
+            return session.Legacy is { } legacy && page.Offset == session.BatchCount
+                ? new LogPage([await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct)], HasMore: false, BatchCount: session.BatchCount == 0 ? 0 : 1, Batches: [])
                 : new LogPage([], HasMore: false, BatchCount: 0, Batches: []);
         }
 
         // The session snapshot decides the page's extent: batches committed after it was read wait for the next page.
-        var end = Math.Min(page.Offset + page.Limit, session.BatchCount);
-        if (page.Offset >= end) return new LogPage([], HasMore: false, BatchCount: 0, Batches: []);
+        var averageBatch = Math.Max(1, session.PlaintextBytes / session.BatchCount);
+        var limit = Math.Clamp(options.Value.MaxBytes / averageBatch, 1, page.Limit);
+        var end = Math.Min(page.Offset + limit, session.BatchCount);
+        var last = limit == page.Limit ? await lastLookup : await db.LoadAsync<RecordedBatch>(RecordedBatch.IdFor(sessionId, end - 1), ct);
 
         // A page that reaches the end of the session ends with the stream as the snapshot saw it.
-        var first = await firstLookup;
-        var last = await lastLookup;
         var untilVersion = last is not null && last.Sequence < end ? last.StreamVersion : session.Version;
-        var opened = first is null ? [] : await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, page.Offset, end, first.StreamVersion, untilVersion, ct);
-        return new LogPage(opened.Select(o => o.Content).ToList(), HasMore: end < session.BatchCount, BatchCount: (int)(end - page.Offset), opened.Select(o => o.Entry).ToList());
+        var opened = await firstLookup is { } first
+            ? await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, page.Offset, end, first.StreamVersion, untilVersion, ct)
+            : Enumerable.Range(0, (int)(end - page.Offset)).Select(i => new OpenedBatch(LogPageBatch.Missing(page.Offset + i), null)).ToList();
+        var hasMore = end < session.BatchCount || session.Legacy is not null;
+        return new LogPage(opened.Select(o => o.Content).ToList(), hasMore, BatchCount: (int)(end - page.Offset), opened.Select(o => o.Entry).ToList());
     }
 
     private sealed record OpenedBatch(LogPageBatch Entry, byte[]? Content);
@@ -90,23 +109,23 @@ public static class GetSessionLogsEndpoint
         IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, long offset, long end, long fromVersion, long untilVersion, CancellationToken ct)
     {
         var events = await db.Events.FetchStreamAsync(sessionId, version: untilVersion, fromVersion: fromVersion, token: ct);
-        var stored = events.Select(e => e.Data).OfType<BatchUploaded>().ToList();
+        var bySequence = new Dictionary<long, BatchUploaded>();
+        foreach (var batch in events.Select(e => e.Data).OfType<BatchUploaded>()) bySequence.TryAdd(batch.Sequence, batch);
+        var fingerprint = await cipher.FingerprintAsync(orgId, ct);
 
         var opened = new List<OpenedBatch>((int)(end - offset));
         for (var sequence = offset; sequence < end; sequence++)
         {
-            var position = (int)(sequence - offset);
-            if (position >= stored.Count)
+            // Every sequence of the page gets an entry: a removed or unreadable row reads as missing,
+            // and a row copied over another still opens only as the batch it was sealed for.
+            if (fingerprint is null || !bySequence.TryGetValue(sequence, out var batch))
             {
                 opened.Add(new OpenedBatch(LogPageBatch.Missing(sequence), null));
                 continue;
             }
 
-            // Sealed for this position: a row copied over another, or one removed from the stream,
-            // leaves ciphertext that opens nowhere it now stands.
-            var batch = stored[position];
             var (status, content) = await StoredRecording.OpenAsync(
-                cipher, new BatchPlace(orgId, sessionId, sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentSha256, ct);
+                cipher, fingerprint, new BatchPlace(orgId, sessionId, sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentFingerprint, ct);
             opened.Add(new OpenedBatch(LogPageBatch.From(sequence, batch, status), content));
         }
 
@@ -117,9 +136,9 @@ public static class GetSessionLogsEndpoint
         IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, LegacyRecording legacy, CancellationToken ct)
     {
         var events = await db.Events.FetchStreamAsync(sessionId, version: legacy.StreamVersion, fromVersion: legacy.StreamVersion, token: ct);
-        if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored) return null;
+        if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored || await cipher.FingerprintAsync(orgId, ct) is not { } fingerprint) return null;
 
-        var (_, content) = await StoredRecording.OpenAsync(cipher, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentSha256, ct);
+        var (_, content) = await StoredRecording.OpenAsync(cipher, fingerprint, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentFingerprint, ct);
         return content;
     }
 }

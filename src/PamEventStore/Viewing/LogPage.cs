@@ -11,7 +11,7 @@ namespace PamEventStore.Viewing;
 [JsonConverter(typeof(JsonStringEnumConverter<BatchReadStatus>))]
 public enum BatchReadStatus
 {
-    /// <summary>Decrypted, and its content matches the SHA-256 recorded when it was accepted.</summary>
+    /// <summary>Decrypted, and its content matches the fingerprint recorded when it was accepted.</summary>
     [JsonStringEnumMemberName("ok")] Ok,
 
     /// <summary>Does not open under its key at its place: altered, moved, or its key is gone.</summary>
@@ -20,7 +20,7 @@ public enum BatchReadStatus
     /// <summary>Opens, but is not the content that was accepted.</summary>
     [JsonStringEnumMemberName("hash-mismatch")] HashMismatch,
 
-    /// <summary>Counted by the session, but its event is not in the stream.</summary>
+    /// <summary>Counted by the session, but its event is not in the stream (or not readable).</summary>
     [JsonStringEnumMemberName("missing")] Missing,
 }
 
@@ -32,12 +32,12 @@ public sealed record LogPageBatch(
     int EventCount,
     DateTimeOffset FirstEventAt,
     DateTimeOffset LastEventAt,
-    string Sha256,
+    string Fingerprint,
     BatchReadStatus Status)
 {
     public static LogPageBatch From(long sequence, BatchUploaded batch, BatchReadStatus status) => new(
         sequence, batch.StartOffset, batch.EndOffset, batch.EventCount, batch.FirstEventAt, batch.LastEventAt,
-        Convert.ToHexStringLower(batch.ContentSha256), status);
+        Convert.ToHexStringLower(batch.ContentFingerprint), status);
 
     /// <summary>Indexed by the session, but not found in its stream.</summary>
     public static LogPageBatch Missing(long sequence) => new(sequence, 0, null, 0, default, default, "", BatchReadStatus.Missing);
@@ -45,22 +45,23 @@ public sealed record LogPageBatch(
 
 public static class StoredRecording
 {
-    /// <summary>Decrypts stored content and checks it against the hash recorded when it was accepted.</summary>
+    /// <summary>Decrypts stored content and checks it against the fingerprint recorded when it was accepted.</summary>
     /// <returns>The canonical events (a JSON array) when the status is <see cref="BatchReadStatus.Ok"/>.</returns>
     public static async Task<(BatchReadStatus Status, byte[]? Content)> OpenAsync(
-        RecordingCipher cipher, RecordingPlace place, string keyId, byte[] ciphertext, byte[] expectedSha256, CancellationToken ct)
+        RecordingCipher cipher, ContentFingerprint fingerprint, RecordingPlace place, string keyId, byte[] ciphertext, byte[] expectedFingerprint, CancellationToken ct)
     {
         byte[] content;
         try
         {
             content = await cipher.OpenAsync(place, keyId, ciphertext, ct);
         }
-        catch (CryptographicException)
+        catch (Exception e) when (e is CryptographicException or InvalidOperationException)
         {
+            // Altered, moved, or sealed with a key that can no longer be unwrapped: this batch only.
             return (BatchReadStatus.Undecryptable, null);
         }
 
-        return SHA256.HashData(content).AsSpan().SequenceEqual(expectedSha256)
+        return fingerprint.Matches(SHA256.HashData(content), expectedFingerprint)
             ? (BatchReadStatus.Ok, content)
             : (BatchReadStatus.HashMismatch, null);
     }

@@ -5,6 +5,7 @@ using Marten;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using PamEventStore.Crypto;
+using PamEventStore.Recording;
 using PamEventStore.Sessions;
 using PamEventStore.Tests.Infrastructure;
 using static PamEventStore.Tests.Infrastructure.Recordings;
@@ -67,6 +68,12 @@ public sealed class encryption_at_rest(PamStoreHost store)
         (await TablesContaining(marker)).ShouldBeEmpty();
         (await TablesContaining(Convert.ToHexStringLower(markerBytes))).ShouldBeEmpty();
         (await TablesContaining(Convert.ToBase64String(markerBytes))).ShouldBeEmpty();
+
+        // Nor a plain hash of it, which a short command could be guessed back from: only keyed fingerprints.
+        RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes(Batch(Query(0, $"select '{marker}'", marker))), out var canonical, out _).ShouldBeTrue();
+        var plainHash = canonical!.Sha256();
+        (await TablesContaining(Convert.ToHexStringLower(plainHash))).ShouldBeEmpty();
+        (await TablesContaining(Convert.ToBase64String(plainHash))).ShouldBeEmpty();
     }
 
     [Fact]
@@ -118,11 +125,12 @@ public sealed class encryption_at_rest(PamStoreHost store)
         var newMaster = RandomNumberGenerator.GetBytes(32);
 
         var both = new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = oldMaster, ["next"] = newMaster }, "next");
-        (await new OrgDataKeys(documents, both, TimeProvider.System).RewrapAsync(_org.Id, CancellationToken.None)).ShouldBe(1);
+        // The data key and the fingerprint key.
+        (await new OrgDataKeys(documents, both, TimeProvider.System).RewrapAsync(_org.Id, CancellationToken.None)).ShouldBe(2);
 
         var onlyNew = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { ["next"] = newMaster }, "next"), TimeProvider.System));
         var content = await onlyNew.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None);
-        SHA256.HashData(content).ShouldBe(sealedBatch.ContentSha256);
+        (await onlyNew.FingerprintAsync(_org.Id, CancellationToken.None))!.Matches(SHA256.HashData(content), sealedBatch.ContentFingerprint).ShouldBeTrue();
 
         var onlyOld = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = oldMaster }, TestKeys.MasterKeyId), TimeProvider.System));
         await Should.ThrowAsync<Exception>(() => onlyOld.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None).AsTask());

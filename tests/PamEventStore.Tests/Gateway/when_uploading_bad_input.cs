@@ -146,4 +146,20 @@ public sealed class when_uploading_bad_input(PamStoreHost store)
 
         (await _org.LogsAsync(session)).Body.GetRawText().ShouldBe(before);
     }
+
+    [Fact]
+    public async Task a_stranger_is_refused_before_its_body_is_read()
+    {
+        var (session, events) = await SessionWithOneBatch();
+        var huge = Encoding.UTF8.GetBytes(Batch(Enumerable.Range(0, 3000).Select(i => Terminal(i, new string('x', 200))).ToArray()));
+
+        // Over the size limit, yet refused for who sent it: the body was never read.
+        (await _org.UploadRawAsync(session, "startOffset=200", huge, token: _org.GatewayToken("gw-2")))
+            .ShouldBeProblem(HttpStatusCode.Forbidden, "gateway-mismatch");
+        (await _org.UploadRawAsync(Guid.NewGuid(), "startOffset=0", huge))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await store.NewOrg().UploadRawAsync(session, "startOffset=200", huge))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await EventCount(session)).ShouldBe(events);
+    }
 }

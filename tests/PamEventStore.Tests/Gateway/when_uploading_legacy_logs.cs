@@ -85,4 +85,32 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
         reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
         (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
     }
+
+    [Fact]
+    public async Task after_the_legacy_upload_the_session_takes_no_more_batches()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        await _org.UploadLegacyAsync(session, Queries(2));
+
+        (await _org.UploadAsync(session, 0, Batch(Query(5, "select 5")))).ShouldBeProblem(HttpStatusCode.Conflict, "legacy-logs-stored");
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_after_batches_reads_as_one_more_page_after_them()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        (await _org.UploadAsync(session, 0, Batch(Query(0, "select batch")))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.UploadLegacyAsync(session, Queries(3, "select legacy"))).Status.ShouldBe(HttpStatusCode.OK);
+
+        var batches = (await _org.LogsAsync(session, "offset=0&limit=100")).Body;
+        var legacy = (await _org.LogsAsync(session, "offset=1&limit=100")).Body;
+        var after = (await _org.LogsAsync(session, "offset=2&limit=100")).Body;
+
+        batches.GetProperty("logs")[0].GetProperty("input").GetString().ShouldBe("select batch");
+        batches.GetProperty("hasMore").GetBoolean().ShouldBeTrue();
+        legacy.GetProperty("logs").EnumerateArray().Select(e => e.GetProperty("input").GetString()).ShouldBe(["select legacy 0", "select legacy 1", "select legacy 2"]);
+        legacy.GetProperty("batchCount").GetInt32().ShouldBe(1);
+        legacy.GetProperty("hasMore").GetBoolean().ShouldBeFalse();
+        after.GetProperty("logs").GetArrayLength().ShouldBe(0);
+    }
 }

@@ -80,6 +80,29 @@ public sealed class the_reference_gateway(PamStoreHost store)
         file.NextBatch()!.EventCount.ShouldBe(1);
     }
 
+    [Fact]
+    public void a_backlog_larger_than_the_service_takes_goes_in_several_batches_with_no_byte_lost()
+    {
+        var file = new RecordingFile();
+        for (var i = 0; i < 10; i++) file.Append(Encoding.UTF8.GetBytes($"{{\"n\":\"{new string('x', 1000)}{i}\"}}"));
+
+        var offsets = new List<(long Start, long End)>();
+        var events = 0;
+        while (file.NextBatch(maxBodyBytes: 3500) is { } batch)
+        {
+            batch.Body.Length.ShouldBeLessThanOrEqualTo(3500);
+            JsonDocument.Parse(batch.Body).RootElement.GetArrayLength().ShouldBe(batch.EventCount);
+            offsets.Add((batch.StartOffset, batch.EndOffset));
+            events += batch.EventCount;
+            file.Acknowledge(batch);
+        }
+
+        events.ShouldBe(10);
+        offsets.Count.ShouldBeGreaterThan(1);
+        offsets.Zip(offsets.Skip(1)).ShouldAllBe(pair => pair.First.End == pair.Second.Start);
+        offsets[^1].End.ShouldBe(file.WrittenOffset);
+    }
+
     [Theory]
     [InlineData(0, "2026-12-04T10:00:00Z")]
     [InlineData(1_230_000, "2026-12-04T10:00:00.123Z")]

@@ -17,7 +17,7 @@ public static class StoredEvents
     /// </summary>
     public static async Task SeedBatchesAsync(PamStoreHost store, Org org, Guid sessionId, int count, int perCommit = 500)
     {
-        var cipher = store.Host.Services.GetRequiredService<RecordingCipher>();
+        var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(org.Id, CancellationToken.None);
         var actor = new Actor("gateway", "gateway:" + Org.Gateway, Org.Gateway, "seed");
         for (var first = 0; first < count; first += perCommit)
         {
@@ -27,9 +27,10 @@ public static class StoredEvents
             for (var i = first; i < Math.Min(first + perCommit, count); i++, sequence++)
             {
                 RecordingParser.TryParseBatch(System.Text.Encoding.UTF8.GetBytes(Recordings.Lines((int)sequence, 1)), out var content, out _).ShouldBeTrue();
-                var sealedContent = await cipher.SealAsync(new BatchPlace(org.Id, sessionId, sequence, sequence * 100), content!.Canonical, CancellationToken.None);
+                var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), content!.Canonical.Span);
+                var fingerprint = sealing.Fingerprint.Of(content.Sha256());
                 stream.AppendOne(new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
-                    content.Sha256(), content.Sha256(), content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext });
+                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext });
             }
 
             await session.SaveChangesAsync();

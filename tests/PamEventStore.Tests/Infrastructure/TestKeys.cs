@@ -33,5 +33,8 @@ public static class TestKeys
         [$"Encryption:MasterKeys:{MasterKeyId}"] = MasterKey,
         ["LocalData:Directory"] = dataDirectory,
         ["Logging:LogLevel:Default"] = "Warning",
+
+        // Small enough that a test can fill a page with a few large batches.
+        ["LogPages:MaxBytes"] = (256 * 1024).ToString(),
     };
 }

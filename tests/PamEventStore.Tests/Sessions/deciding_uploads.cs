@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using JasperFx.Events;
+using PamEventStore.Crypto;
 using PamEventStore.Recording;
 using PamEventStore.Sessions;
 using static PamEventStore.Tests.Infrastructure.Recordings;
@@ -16,6 +17,9 @@ public sealed class when_deciding_uploads
     private static readonly DateTimeOffset Created = new(2026, 12, 4, 9, 59, 0, TimeSpan.Zero);
     private static readonly TimeSpan Grace = TimeSpan.FromMinutes(2);
     private static readonly Actor Gateway = new("gateway", "gw-1", "gw-1", "req-1");
+
+    /// <summary>The org's fingerprint key: stored fingerprints are keyed, never a bare hash of the content.</summary>
+    private static readonly ContentFingerprint Keys = new(Enumerable.Repeat((byte)9, 32).ToArray());
     private static readonly Actor RetryingGateway = new("gateway", "gw-1", "gw-1", "req-2");
 
     private DateTimeOffset _now = Created.AddMinutes(1);
@@ -44,14 +48,14 @@ public sealed class when_deciding_uploads
     private IReadOnlyList<OffsetSegment> SegmentsAt(long startOffset) =>
         _stored.Where(b => b.StartOffset == startOffset)
             .OrderBy(b => b.Sequence)
-            .Select(b => new OffsetSegment(b.FirstEventIndex + b.EventCount, b.OffsetContentSha256))
+            .Select(b => new OffsetSegment(b.FirstEventIndex + b.EventCount, b.OffsetFingerprint))
             .ToList();
 
     /// <summary>Decides as the upload endpoint does: stored segments are looked up only when asked for.</summary>
     private UploadDecision Decide(long startOffset, RecordingBatch content, long? endOffset = null, Actor? actor = null)
     {
         var stored = BatchUploadRules.NeedsStoredSegments(_session, startOffset) ? SegmentsAt(startOffset) : null;
-        return BatchUploadRules.Decide(_session, new IncomingBatch(startOffset, endOffset, content), stored, actor ?? Gateway, _now, Grace);
+        return BatchUploadRules.Decide(_session, new IncomingBatch(startOffset, endOffset, content, Keys), stored, actor ?? Gateway, _now, Grace);
     }
 
     /// <summary>Decides, then applies whatever the decision stores.</summary>
@@ -101,7 +105,7 @@ public sealed class when_deciding_uploads
         conflict.StartOffset.ShouldBe(startOffset);
         conflict.EndOffset.ShouldBe(endOffset);
         conflict.Reason.ShouldBe(why);
-        conflict.RejectedSha256.ShouldBe(rejected.Sha256());
+        conflict.RejectedFingerprint.ShouldBe(Keys.Of(rejected.Sha256()));
         conflict.RejectedEventCount.ShouldBe(rejected.EventCount);
         conflict.RejectedFrom.ShouldBe(Gateway);
         conflict.At.ShouldBe(_now);
@@ -127,8 +131,8 @@ public sealed class when_deciding_uploads
         batch.EventCount.ShouldBe(3);
         batch.FirstEventAt.ShouldBe(content.EarliestEventAt);
         batch.LastEventAt.ShouldBe(content.LatestEventAt);
-        batch.ContentSha256.ShouldBe(content.Sha256());
-        batch.OffsetContentSha256.ShouldBe(content.Sha256());
+        batch.ContentFingerprint.ShouldBe(Keys.Of(content.Sha256()));
+        batch.OffsetFingerprint.ShouldBe(Keys.Of(content.Sha256()));
         batch.PlaintextBytes.ShouldBe(content.Canonical.Length);
         batch.KeyId.ShouldBe("");
         batch.UploadedBy.ShouldBe(Gateway);
@@ -211,8 +215,8 @@ public sealed class when_deciding_uploads
         Decide(0, Events(0, 2), 200).ShouldBeOfType<DuplicateBatch>();
         Decide(200, Events(2, 2), 400).ShouldBeOfType<DuplicateBatch>();
 
-        var stored = new IncomingBatch(200, 400, Events(2, 2));
-        BatchUploadRules.Decide(_session, stored, [new OffsetSegment(2, Events(2, 2).Sha256())], Gateway, _now, Grace)
+        var stored = new IncomingBatch(200, 400, Events(2, 2), Keys);
+        BatchUploadRules.Decide(_session, stored, [new OffsetSegment(2, Keys.Of(Events(2, 2).Sha256()))], Gateway, _now, Grace)
             .ShouldBeOfType<DuplicateBatch>();
     }
 
@@ -221,7 +225,7 @@ public sealed class when_deciding_uploads
     {
         Upload(0, Events(0, 2), 200);
 
-        BatchUploadRules.Decide(_session, new IncomingBatch(0, 200, Events(0, 2)), [], Gateway, _now, Grace)
+        BatchUploadRules.Decide(_session, new IncomingBatch(0, 200, Events(0, 2), Keys), [], Gateway, _now, Grace)
             .ShouldBeOfType<DuplicateBatch>();
     }
 
@@ -249,8 +253,8 @@ public sealed class when_deciding_uploads
         batch.EventCount.ShouldBe(2);
         batch.FirstEventAt.ShouldBe(suffix.EarliestEventAt);
         batch.LastEventAt.ShouldBe(suffix.LatestEventAt);
-        batch.ContentSha256.ShouldBe(suffix.Sha256());
-        batch.OffsetContentSha256.ShouldBe(upload.Sha256());
+        batch.ContentFingerprint.ShouldBe(Keys.Of(suffix.Sha256()));
+        batch.OffsetFingerprint.ShouldBe(Keys.Of(upload.Sha256()));
         batch.PlaintextBytes.ShouldBe(suffix.Canonical.Length);
         batch.UploadedAt.ShouldBe(_now);
     }
@@ -352,7 +356,7 @@ public sealed class when_deciding_uploads
 
         ShouldBeRejected(Decide(200, Events(2, 2), 400), Rejection.OutOfOrder, recorded: false);
         ShouldBeRejected(
-            BatchUploadRules.Decide(_session, new IncomingBatch(200, 400, Events(2, 2)), null, Gateway, _now, Grace),
+            BatchUploadRules.Decide(_session, new IncomingBatch(200, 400, Events(2, 2), Keys), null, Gateway, _now, Grace),
             Rejection.OutOfOrder,
             recorded: false);
     }
@@ -468,7 +472,7 @@ public sealed class when_deciding_uploads
     {
         var logs = Logs(Query(3, "SELECT 1"), Query(1, "BEGIN"), Query(5, "COMMIT"));
 
-        var accept = LegacyLogsRules.Decide(_session, logs, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
+        var accept = LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
 
         accept.Activation.ShouldBe(new SessionActivated(_now));
         var uploaded = accept.Logs;
@@ -476,7 +480,7 @@ public sealed class when_deciding_uploads
         uploaded.FirstEventAt.ShouldBe(logs.EarliestEventAt);
         uploaded.LastEventAt.ShouldBe(logs.LatestEventAt);
         uploaded.FirstEventAt!.Value.ShouldBeLessThan(uploaded.LastEventAt!.Value);
-        uploaded.ContentSha256.ShouldBe(logs.Sha256());
+        uploaded.ContentFingerprint.ShouldBe(Keys.Of(logs.Sha256()));
         uploaded.PlaintextBytes.ShouldBe(logs.Canonical.Length);
         uploaded.KeyId.ShouldBe("");
         uploaded.UploadedBy.ShouldBe(Gateway);
@@ -489,7 +493,7 @@ public sealed class when_deciding_uploads
     {
         Upload(0, Events(0, 1));
 
-        var accept = LegacyLogsRules.Decide(_session, Logs(Terminal(1, "x")), Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
+        var accept = LegacyLogsRules.Decide(_session, Logs(Terminal(1, "x")), Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
 
         accept.Activation.ShouldBeNull();
         accept.Events(accept.Logs).ShouldBe(new object[] { accept.Logs });
@@ -499,23 +503,23 @@ public sealed class when_deciding_uploads
     public void the_same_legacy_logs_again_are_a_duplicate()
     {
         var logs = Logs(Query(0, "SELECT 1"), Query(1, "SELECT 2"));
-        StoreLegacy(LegacyLogsRules.Decide(_session, logs, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 3);
+        StoreLegacy(LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 3);
 
         _session.Legacy.ShouldNotBeNull().StreamVersion.ShouldBe(3);
         _session.Legacy.EventCount.ShouldBe(2);
         _session.EventCount.ShouldBe(2);
         _session.Status.ShouldBe(SessionStatus.Active);
         var reformatted = LegacyContent($"{{ \"logs\" : [\n {Query(0, "SELECT 1")} ,\n {Query(1, "SELECT 2")} ] }}");
-        LegacyLogsRules.Decide(_session, reformatted, Gateway, _now, Grace).ShouldBeOfType<DuplicateBatch>();
+        LegacyLogsRules.Decide(_session, reformatted, Keys, Gateway, _now, Grace).ShouldBeOfType<DuplicateBatch>();
     }
 
     [Fact]
     public void different_legacy_logs_after_the_first_are_rejected_without_a_record()
     {
-        StoreLegacy(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 2);
+        StoreLegacy(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 2);
 
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "DROP TABLE users")), Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(), Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "DROP TABLE users")), Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(), Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
     }
 
     [Fact]
@@ -524,7 +528,7 @@ public sealed class when_deciding_uploads
         End();
         _now += Grace;
 
-        var accept = LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
+        var accept = LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
 
         accept.Activation.ShouldBeNull();
     }
@@ -533,11 +537,11 @@ public sealed class when_deciding_uploads
     public void legacy_logs_after_the_grace_window_are_refused_but_a_retry_is_still_a_duplicate()
     {
         var logs = Logs(Query(0, "SELECT 1"));
-        StoreLegacy(LegacyLogsRules.Decide(_session, logs, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 2);
+        StoreLegacy(LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 2);
         End();
         _now += Grace + TimeSpan.FromSeconds(1);
 
-        LegacyLogsRules.Decide(_session, logs, Gateway, _now, Grace).ShouldBeOfType<DuplicateBatch>();
+        LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<DuplicateBatch>();
     }
 
     [Fact]
@@ -546,7 +550,7 @@ public sealed class when_deciding_uploads
         End();
         _now += Grace + TimeSpan.FromTicks(1);
 
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Gateway, _now, Grace), Rejection.SessionClosed, recorded: false);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace), Rejection.SessionClosed, recorded: false);
     }
 
     [Fact]
@@ -554,12 +558,12 @@ public sealed class when_deciding_uploads
     {
         var logs = Logs();
 
-        var accept = LegacyLogsRules.Decide(_session, logs, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
+        var accept = LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>();
 
         accept.Logs.EventCount.ShouldBe(0);
         accept.Logs.FirstEventAt.ShouldBeNull();
         accept.Logs.LastEventAt.ShouldBeNull();
-        accept.Logs.ContentSha256.ShouldBe(SHA256.HashData("[]"u8));
+        accept.Logs.ContentFingerprint.ShouldBe(Keys.Of(SHA256.HashData("[]"u8)));
         accept.Logs.PlaintextBytes.ShouldBe(2);
         accept.Activation.ShouldNotBeNull();
     }
@@ -595,13 +599,13 @@ public sealed class when_deciding_uploads
         first.Tail.EndOffset.ShouldBe(300);
         first.Tail.Segments.Count.ShouldBe(1);
         first.Tail.Segments[0].EventCountEnd.ShouldBe(3);
-        first.Tail.Segments[0].Sha256.ShouldBe(new byte[] { 0x0F, 1 });
+        first.Tail.Segments[0].Fingerprint.ShouldBe(new byte[] { 0x0F, 1 });
 
         var extended = first.Apply(Uploaded(1, 0, 500, 3, 2, 2, _now.AddSeconds(1)));
         extended.Tail!.StartOffset.ShouldBe(0);
         extended.Tail.EndOffset.ShouldBe(500);
         extended.Tail.Segments.Select(s => s.EventCountEnd).ShouldBe(new[] { 3, 5 });
-        extended.Tail.Segments[1].Sha256.ShouldBe(new byte[] { 0x0F, 2 });
+        extended.Tail.Segments[1].Fingerprint.ShouldBe(new byte[] { 0x0F, 2 });
 
         var withoutEnd = extended.Apply(Uploaded(2, 0, null, 5, 1, 3, _now.AddSeconds(2)));
         withoutEnd.Tail!.EndOffset.ShouldBe(500);
@@ -611,7 +615,7 @@ public sealed class when_deciding_uploads
         next.Tail!.StartOffset.ShouldBe(600);
         next.Tail.EndOffset.ShouldBeNull();
         next.Tail.Segments.Select(s => s.EventCountEnd).ShouldBe(new[] { 4 });
-        next.Tail.Segments[0].Sha256.ShouldBe(new byte[] { 0x0F, 4 });
+        next.Tail.Segments[0].Fingerprint.ShouldBe(new byte[] { 0x0F, 4 });
 
         next.BatchCount.ShouldBe(4);
         next.EventCount.ShouldBe(10);

@@ -2,7 +2,9 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using Marten;
 using PamEventStore.Crypto;
+using PamEventStore.Viewing;
 using PamEventStore.Tests.Infrastructure;
 using static PamEventStore.Tests.Infrastructure.Recordings;
 
@@ -151,7 +153,7 @@ public sealed class when_reading_log_pages(PamStoreHost store)
         entry.GetProperty("startOffset").GetInt64().ShouldBe(0);
         entry.GetProperty("endOffset").GetInt64().ShouldBe(180);
         entry.GetProperty("eventCount").GetInt32().ShouldBe(2);
-        entry.GetProperty("sha256").GetString()!.Length.ShouldBe(64);
+        entry.GetProperty("fingerprint").GetString()!.Length.ShouldBe(64);
         entry.GetProperty("status").GetString().ShouldBe("ok");
     }
 
@@ -174,7 +176,7 @@ public sealed class when_reading_log_pages(PamStoreHost store)
     }
 
     [Fact]
-    public async Task a_ciphertext_moved_to_another_batch_does_not_open_there()
+    public async Task a_row_copied_over_another_batch_leaves_that_batch_missing()
     {
         var session = await SessionWithBatches(3);
         await StoredEvents.ExecuteAsync(store,
@@ -183,15 +185,15 @@ public sealed class when_reading_log_pages(PamStoreHost store)
 
         var statuses = (await _org.LogsAsync(session)).Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString());
 
-        statuses.ShouldBe(["ok", "ok", "undecryptable"]);
+        statuses.ShouldBe(["ok", "ok", "missing"]);
     }
 
     [Fact]
     public async Task content_re_sealed_by_someone_holding_the_key_does_not_match_its_recorded_hash()
     {
         var session = await SessionWithBatches(1);
-        var cipher = store.Host.Services.GetRequiredService<RecordingCipher>();
-        var forged = await cipher.SealAsync(new BatchPlace(_org.Id, session, 0, 0), Encoding.UTF8.GetBytes(Lines(0, 2).Replace("T10:00:00", "T11:00:00")), CancellationToken.None);
+        var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(_org.Id, CancellationToken.None);
+        var forged = RecordingCipher.Seal(sealing, new BatchPlace(_org.Id, session, 0, 0), Encoding.UTF8.GetBytes(Lines(0, 2).Replace("T10:00:00", "T11:00:00")));
         await StoredEvents.ExecuteAsync(store,
             $"update pam.mt_events set bdata = overlay(bdata placing @ciphertext from length(bdata) - @length + 1) where {StoredEvents.BatchRow}",
             [.. StoredEvents.BatchRowParameters(_org, session, 0), ("ciphertext", forged.Ciphertext), ("length", forged.Ciphertext.Length)]);
@@ -235,4 +237,65 @@ public sealed class when_reading_log_pages(PamStoreHost store)
     {
         (await _org.LogsAsync(Guid.NewGuid())).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
     }
+
+    [Fact]
+    public async Task a_page_of_large_batches_holds_fewer_batches_and_the_cursor_still_walks_them_all()
+    {
+        // The test host allows 256 KiB per page: six batches of ~60 KiB do not fit in one.
+        var session = await _org.CreateSessionAsync();
+        var big = new string('z', 45_000);
+        for (var i = 0; i < 6; i++) (await _org.UploadAsync(session, i * 100_000, Batch(Terminal(i, $"{i}{big}")))).Status.ShouldBe(HttpStatusCode.OK);
+
+        var first = (await _org.LogsAsync(session, "offset=0&limit=100")).Body;
+        first.GetProperty("batchCount").GetInt32().ShouldBeInRange(1, 5);
+        first.GetProperty("hasMore").GetBoolean().ShouldBeTrue();
+
+        var seen = new List<string>();
+        long cursor = 0;
+        JsonElement page;
+        do
+        {
+            page = (await _org.LogsAsync(session, $"offset={cursor}&limit=100")).Body;
+            seen.AddRange(page.GetProperty("logs").EnumerateArray().Select(e => Text(e)[..1]));
+            cursor += page.GetProperty("batchCount").GetInt32();
+        }
+        while (page.GetProperty("hasMore").GetBoolean());
+
+        seen.ShouldBe(["0", "1", "2", "3", "4", "5"]);
+    }
+
+    [Fact]
+    public async Task a_retired_data_key_that_no_longer_opens_costs_only_its_own_batches()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 1));
+        await store.Host.Services.GetRequiredService<OrgDataKeys>().RotateAsync(_org.Id, CancellationToken.None);
+        await _org.UploadAsync(session, 100, Lines(1, 1));
+
+        // The first (retired) data key of the org's ring is damaged.
+        var damaged = await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_doc_orgkeyring set data = jsonb_set(data, '{keys,0,wrapped}', to_jsonb(@garbage::text)) where tenant_id = @org",
+            ("garbage", Convert.ToBase64String(new byte[60])), ("org", _org.Id));
+        damaged.ShouldBe(1);
+        var fresh = new OrgDataKeys(store.Host.DocumentStore(), store.Host.Services.GetRequiredService<MasterKeys>(), TimeProvider.System);
+        var cipher = new RecordingCipher(fresh);
+
+        (await StoredRecording.OpenAsync(cipher, (await cipher.FingerprintAsync(_org.Id, CancellationToken.None))!, new BatchPlace(_org.Id, session, 0, 0),
+            (await KeyOf(session, 0)), await CiphertextOf(session, 0), await FingerprintOf(session, 0), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Undecryptable);
+        (await StoredRecording.OpenAsync(cipher, (await cipher.FingerprintAsync(_org.Id, CancellationToken.None))!, new BatchPlace(_org.Id, session, 1, 100),
+            (await KeyOf(session, 1)), await CiphertextOf(session, 1), await FingerprintOf(session, 1), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Ok);
+        (await cipher.SealingAsync(_org.Id, CancellationToken.None)).Active.Id.ShouldBe(await KeyOf(session, 1));
+    }
+
+    private async Task<PamEventStore.Sessions.BatchUploaded> Stored(Guid session, long sequence)
+    {
+        await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
+        return (await query.Events.FetchStreamAsync(session)).Select(e => e.Data).OfType<PamEventStore.Sessions.BatchUploaded>().Single(b => b.Sequence == sequence);
+    }
+
+    private async Task<string> KeyOf(Guid session, long sequence) => (await Stored(session, sequence)).KeyId;
+
+    private async Task<byte[]> CiphertextOf(Guid session, long sequence) => (await Stored(session, sequence)).Ciphertext;
+
+    private async Task<byte[]> FingerprintOf(Guid session, long sequence) => (await Stored(session, sequence)).ContentFingerprint;
 }
