@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -57,7 +58,19 @@ public sealed class RecordingCipher(OrgDataKeys keys)
         return AesGcmEnvelope.Open(SessionKey(key, place), ciphertext, place.AssociatedData());
     }
 
-    private static byte[] SessionKey(byte[] dataKey, RecordingPlace place) =>
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, AesGcmEnvelope.KeySize, salt: null,
+    // A page opens a hundred batches of one session, an upload stream seals thousands: derive each
+    // session's key once. Held like the data keys it comes from: in this process's memory only.
+    private static readonly ConcurrentDictionary<(byte[] DataKey, string OrgId, Guid SessionId), byte[]> SessionKeys = new();
+    private const int RememberedSessionKeys = 10_000;
+
+    private static byte[] SessionKey(byte[] dataKey, RecordingPlace place)
+    {
+        if (SessionKeys.TryGetValue((dataKey, place.OrgId, place.SessionId), out var known)) return known;
+        if (SessionKeys.Count >= RememberedSessionKeys) SessionKeys.Clear();
+
+        var derived = HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, AesGcmEnvelope.KeySize, salt: null,
             info: Encoding.UTF8.GetBytes($"pam-session-key/v1|{place.OrgId.Length}:{place.OrgId}|{place.SessionId:D}"));
+        SessionKeys[(dataKey, place.OrgId, place.SessionId)] = derived;
+        return derived;
+    }
 }
