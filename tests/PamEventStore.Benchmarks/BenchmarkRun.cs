@@ -248,11 +248,15 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var deepOffset = plan.Batches[size.DeepPageOffset].StartOffset;
         await using var connection = await raw.OpenAsync();
         var (first, deep, rawFirst, rawDeep) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
-        for (var i = 0; i < 5; i++)
+        // Steady state on both sides: past the runtime's 30 calls before a method is recompiled
+        // optimized (tiered compilation), then a pause for that background compilation to finish.
+        for (var i = 0; i < 40; i++)
         {
-            await GetPageAsync(http, reader, plan.SessionId, 0);
-            await raw.ReadPageAsync(connection, plan.SessionId, 0, 100);
+            await GetPageAsync(http, reader, plan.SessionId, i % 2 == 0 ? 0 : size.DeepPageOffset);
+            await raw.ReadPageAsync(connection, plan.SessionId, i % 2 == 0 ? 0 : deepOffset, 100);
         }
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
 
         for (var i = 0; i < size.PageRepeats; i++)
         {
