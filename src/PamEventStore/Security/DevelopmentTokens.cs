@@ -26,7 +26,11 @@ public sealed record TokenClaims(
 /// </summary>
 public static class DevelopmentTokens
 {
-    public static string Issue(TokenClaims claims, AuthOptions options, SecurityKey signingKey, TimeSpan lifetime, DateTimeOffset now)
+    public static string Issue(TokenClaims claims, AuthOptions options, SecurityKey signingKey, TimeSpan lifetime, DateTimeOffset now) =>
+        Issue(claims, options, new SigningCredentials(signingKey, SecurityAlgorithms.HmacSha256), lifetime, now);
+
+    /// <param name="credentials">Any key and algorithm: tests sign as an OIDC issuer would (RS256).</param>
+    public static string Issue(TokenClaims claims, AuthOptions options, SigningCredentials credentials, TimeSpan lifetime, DateTimeOffset now)
     {
         var values = new Dictionary<string, object>
         {
@@ -47,7 +51,7 @@ public static class DevelopmentTokens
             IssuedAt = now.UtcDateTime,
             NotBefore = now.UtcDateTime,
             Expires = (now + lifetime).UtcDateTime,
-            SigningCredentials = new SigningCredentials(signingKey, SecurityAlgorithms.HmacSha256),
+            SigningCredentials = credentials,
         });
     }
 }

@@ -16,6 +16,17 @@ namespace PamEventStore.Security;
 /// </summary>
 public static class SecuritySetup
 {
+    /// <summary>
+    /// What an OIDC issuer's tokens may be signed with: its published public keys only. A token signed
+    /// with a shared secret (HS256) is refused once an authority is configured.
+    /// </summary>
+    private static readonly string[] IssuerAlgorithms =
+    [
+        SecurityAlgorithms.RsaSha256, SecurityAlgorithms.RsaSha384, SecurityAlgorithms.RsaSha512,
+        SecurityAlgorithms.RsaSsaPssSha256, SecurityAlgorithms.RsaSsaPssSha384, SecurityAlgorithms.RsaSsaPssSha512,
+        SecurityAlgorithms.EcdsaSha256, SecurityAlgorithms.EcdsaSha384, SecurityAlgorithms.EcdsaSha512,
+    ];
+
     public static void AddPamSecurity(this WebApplicationBuilder builder, LocalDataDirectory dataDirectory)
     {
         var options = builder.Configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
@@ -46,7 +57,7 @@ public static class SecuritySetup
                     ClockSkew = TimeSpan.FromSeconds(30),
                     IssuerSigningKey = signingKey,
                     ValidateIssuerSigningKey = true,
-                    ValidAlgorithms = signingKey is null ? null : [SecurityAlgorithms.HmacSha256],
+                    ValidAlgorithms = signingKey is null ? IssuerAlgorithms : [SecurityAlgorithms.HmacSha256],
                     NameClaimType = PamClaims.Subject,
                 };
                 jwt.Events = new JwtBearerEvents
