@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Diagnostics.CodeAnalysis;
+using System.Numerics;
 using System.Text.Json;
 
 namespace PamEventStore.Recording;
@@ -161,41 +162,25 @@ internal sealed class RecordedEventFields
         return null;
     }
 
+    /// <summary>Each field's name on the wire, at the index of its bit: the one place they are spelled.</summary>
+    private static readonly string[] FieldNames =
+        ["timestamp", "input", "output", "eventType", "channelType", "data", "elapsedTime", "requestId", "headers", "method", "url", "status", "body"];
+
+    private static readonly byte[][] FieldNamesUtf8 = FieldNames.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
+
     private static EventField FieldNamed(ref Utf8JsonReader reader)
     {
-        foreach (var (name, field) in Names)
+        for (var bit = 0; bit < FieldNamesUtf8.Length; bit++)
         {
-            if (reader.ValueTextEquals(name)) return field;
+            if (reader.ValueTextEquals(FieldNamesUtf8[bit])) return (EventField)(1 << bit);
         }
 
         return EventField.None;
     }
 
-    private static readonly (byte[] Name, EventField Field)[] Names =
-    [
-        ("timestamp"u8.ToArray(), EventField.Timestamp), ("eventType"u8.ToArray(), EventField.EventType), ("data"u8.ToArray(), EventField.Data),
-        ("elapsedTime"u8.ToArray(), EventField.ElapsedTime), ("channelType"u8.ToArray(), EventField.ChannelType), ("input"u8.ToArray(), EventField.Input),
-        ("output"u8.ToArray(), EventField.Output), ("requestId"u8.ToArray(), EventField.RequestId), ("headers"u8.ToArray(), EventField.Headers),
-        ("method"u8.ToArray(), EventField.Method), ("url"u8.ToArray(), EventField.Url), ("status"u8.ToArray(), EventField.Status), ("body"u8.ToArray(), EventField.Body),
-    ];
-
-    public static string NameOf(EventField field) => field switch
-    {
-        EventField.Timestamp => "timestamp",
-        EventField.Input => "input",
-        EventField.Output => "output",
-        EventField.EventType => "eventType",
-        EventField.ChannelType => "channelType",
-        EventField.Data => "data",
-        EventField.ElapsedTime => "elapsedTime",
-        EventField.RequestId => "requestId",
-        EventField.Headers => "headers",
-        EventField.Method => "method",
-        EventField.Url => "url",
-        EventField.Status => "status",
-        EventField.Body => "body",
-        _ => field.ToString(),
-    };
+    /// <summary>The wire name of a single field.</summary>
+    public static string NameOf(EventField field) =>
+        BitOperations.IsPow2((int)field) && BitOperations.Log2((uint)field) < FieldNames.Length ? FieldNames[BitOperations.Log2((uint)field)] : field.ToString();
 
     private static string Expectation(EventField field, string name) => field switch
     {
