@@ -23,7 +23,10 @@ public sealed class StoredBatchMemory : IDisposable
 
     private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = Entries, CompactionPercentage = 0.1 });
 
-    private sealed record StoredBodies(string GatewayId, byte[][] Sha256s);
+    private sealed record StoredBodies(string GatewayId, byte[][] Sha256s)
+    {
+        public bool Holds(byte[] bodySha256) => Sha256s.Any(sha => sha.AsSpan().SequenceEqual(bodySha256));
+    }
 
     public static byte[] BodyHash(ReadOnlySpan<byte> body) => SHA256.HashData(body);
 
@@ -31,7 +34,7 @@ public sealed class StoredBatchMemory : IDisposable
     public bool IsStored(string orgId, Guid sessionId, string gatewayId, long startOffset, byte[] bodySha256) =>
         _cache.TryGetValue((orgId, sessionId, startOffset), out StoredBodies? stored)
         && stored!.GatewayId == gatewayId
-        && stored.Sha256s.Any(sha => sha.AsSpan().SequenceEqual(bodySha256));
+        && stored.Holds(bodySha256);
 
     /// <summary>Call only once the body's content is committed at that offset (accepted, or found there).</summary>
     public void RememberStored(string orgId, Guid sessionId, string gatewayId, long startOffset, byte[] bodySha256)
@@ -40,7 +43,7 @@ public sealed class StoredBatchMemory : IDisposable
 
         // Several bodies at one offset only when a re-upload extended the stored batch: rare, tiny.
         var bodies = _cache.TryGetValue(key, out StoredBodies? known) && known!.GatewayId == gatewayId
-            ? known.Sha256s.Any(sha => sha.AsSpan().SequenceEqual(bodySha256)) ? known.Sha256s : [.. known.Sha256s, bodySha256]
+            ? known.Holds(bodySha256) ? known.Sha256s : [.. known.Sha256s, bodySha256]
             : [bodySha256];
         _cache.Set(key, new StoredBodies(gatewayId, bodies), EntryOptions);
     }

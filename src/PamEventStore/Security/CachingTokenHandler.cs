@@ -20,15 +20,7 @@ public sealed class CachingTokenHandler : JsonWebTokenHandler, IDisposable
     {
         if (_validated.TryGetValue(token, out TokenValidationResult? known) && known!.SecurityToken.ValidTo > DateTime.UtcNow)
         {
-            // Each request gets its own identity: handlers may add claims to it.
-            return new TokenValidationResult
-            {
-                IsValid = true,
-                ClaimsIdentity = known.ClaimsIdentity.Clone(),
-                SecurityToken = known.SecurityToken,
-                Issuer = known.Issuer,
-                TokenType = known.TokenType,
-            };
+            return Copy(known);
         }
 
         var result = await base.ValidateTokenAsync(token, validationParameters);
@@ -36,18 +28,21 @@ public sealed class CachingTokenHandler : JsonWebTokenHandler, IDisposable
         {
             var expires = new DateTimeOffset(DateTime.SpecifyKind(result.SecurityToken.ValidTo, DateTimeKind.Utc));
             var entry = new MemoryCacheEntryOptions { Size = 1, AbsoluteExpiration = Min(expires, DateTimeOffset.UtcNow + Reuse) };
-            _validated.Set(token, new TokenValidationResult
-            {
-                IsValid = true,
-                ClaimsIdentity = result.ClaimsIdentity.Clone(),
-                SecurityToken = result.SecurityToken,
-                Issuer = result.Issuer,
-                TokenType = result.TokenType,
-            }, entry);
+            _validated.Set(token, Copy(result), entry);
         }
 
         return result;
     }
+
+    /// <summary>A valid result with an identity of its own: each request's handlers may add claims to theirs.</summary>
+    private static TokenValidationResult Copy(TokenValidationResult valid) => new()
+    {
+        IsValid = true,
+        ClaimsIdentity = valid.ClaimsIdentity.Clone(),
+        SecurityToken = valid.SecurityToken,
+        Issuer = valid.Issuer,
+        TokenType = valid.TokenType,
+    };
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 
