@@ -7,7 +7,10 @@ public static class Health
     /// <summary>Anyone may ask; the database is asked at most this often.</summary>
     private static readonly TimeSpan Remembered = TimeSpan.FromSeconds(2);
 
-    private static (DateTimeOffset At, bool Healthy) _last;
+    private sealed record Answer(DateTimeOffset At, bool Healthy);
+
+    // One reference, swapped whole: concurrent requests never read half of an update.
+    private static Answer _last = new(DateTimeOffset.MinValue, false);
 
     /// <summary><c>GET /health</c>, anonymous: 200 when the service can reach its database, 503 when it cannot.</summary>
     public static void MapHealth(this WebApplication app) =>
@@ -16,7 +19,7 @@ public static class Health
             var last = _last;
             if (clock.GetUtcNow() - last.At > Remembered)
             {
-                last = (clock.GetUtcNow(), await DatabaseAnswersAsync(store, ct));
+                last = new Answer(clock.GetUtcNow(), await DatabaseAnswersAsync(store, ct));
                 _last = last;
             }
 
