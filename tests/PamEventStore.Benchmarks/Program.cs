@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
-// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--out bench-results/latest.json]
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--out bench-results/latest.json]
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
 
 if (args is ["verify", var file])
@@ -25,14 +25,23 @@ using var onTerminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ =>
 
 var quick = args.Contains("--quick");
 var durable = !args.Contains("--no-fsync");
+var onlyIndex = Array.IndexOf(args, "--only");
+var only = onlyIndex >= 0 && onlyIndex + 1 < args.Length ? args[onlyIndex + 1] : null;
+if (onlyIndex >= 0 && !BenchmarkRun.Phases.Contains(only))
+{
+    Console.Error.WriteLine($"--only takes one of: {string.Join(", ", BenchmarkRun.Phases)}");
+    return 2;
+}
+
+// A one-phase run lacks figures `verify` requires: it never overwrites latest.json.
 var outIndex = Array.IndexOf(args, "--out");
-var output = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : Path.Combine("bench-results", "latest.json");
+var output = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : Path.Combine("bench-results", only is null ? "latest.json" : $"latest-{only}.json");
 
 #if DEBUG
 Console.Error.WriteLine("warning: a Debug build; figures are only meaningful with -c Release");
 #endif
 
-var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"));
+var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"), only);
 var results = await run.RunAsync();
 results.Print(Console.Out);
 await results.WriteAsync(output);

@@ -12,6 +12,9 @@ namespace PamEventStore.Storage;
 
 public static class MartenSetup
 {
+    /// <summary>The stored type name of <see cref="BatchUploaded"/>, which <see cref="StoredBatches"/> reads by.</summary>
+    public const string BatchUploadedType = "batch_uploaded";
+
     /// <summary>The event store: one stream per session, every event and document under its org's tenant.</summary>
     public static void ConfigurePamStore(this StoreOptions opts, string connectionString)
     {
@@ -32,7 +35,7 @@ public static class MartenSetup
         // Names stored in mt_events.type for years: fixed here, not derived from class names.
         opts.Events.MapEventType<SessionStarted>("session_started");
         opts.Events.MapEventType<SessionActivated>("session_activated");
-        opts.Events.MapEventType<BatchUploaded>("batch_uploaded");
+        opts.Events.MapEventType<BatchUploaded>(BatchUploadedType);
         opts.Events.MapEventType<BatchConflictRejected>("batch_conflict_rejected");
         opts.Events.MapEventType<GapDetected>("gap_detected");
         opts.Events.MapEventType<LegacyLogsUploaded>("legacy_logs_uploaded");

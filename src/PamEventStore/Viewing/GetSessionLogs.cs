@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -7,6 +8,7 @@ using PamEventStore.Crypto;
 using PamEventStore.Http;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
+using PamEventStore.Storage;
 using Wolverine.Http;
 
 namespace PamEventStore.Viewing;
@@ -84,8 +86,8 @@ public static class GetSessionLogsEndpoint
         if (page.Offset >= session.BatchCount)
         {
             return session.Legacy is { } legacy && page.Offset == session.BatchCount
-                ? new LogPage([await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct)], HasMore: false, BatchCount: session.BatchCount == 0 ? 0 : 1, Batches: [])
-                : new LogPage([], HasMore: false, BatchCount: 0, Batches: []);
+                ? LogPage.Of([new OpenedBatch(null, await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct))], hasMore: false, batchCount: session.BatchCount == 0 ? 0 : 1)
+                : LogPage.Of([], hasMore: false, batchCount: 0);
         }
 
         // The session snapshot decides the page's extent: batches committed after it was read wait for the next page.
@@ -96,40 +98,48 @@ public static class GetSessionLogsEndpoint
 
         // A page that reaches the end of the session ends with the stream as the snapshot saw it.
         var untilVersion = last is not null && last.Sequence < end ? last.StreamVersion : session.Version;
-        var opened = await firstLookup is { } first
-            ? await OpenBatchesAsync(db, cipher, caller.OrgId, sessionId, page.Offset, end, first.StreamVersion, untilVersion, ct)
-            : Enumerable.Range(0, (int)(end - page.Offset)).Select(i => new OpenedBatch(LogPageBatch.Missing(page.Offset + i), null)).ToList();
+        var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
+        var batches = new PageExtent(caller.OrgId, sessionId, page.Offset, end);
+        var opened = await firstLookup is { } first && fingerprint is not null
+            ? OpenBatchesAsync(db, cipher, fingerprint, batches, first.StreamVersion, untilVersion, ct)
+            : batches.AllMissing().ToAsyncEnumerable();
         var hasMore = end < session.BatchCount || session.Legacy is not null;
-        return new LogPage(opened.Select(o => o.Content).ToList(), hasMore, BatchCount: (int)(end - page.Offset), opened.Select(o => o.Entry).ToList());
+        return new LogPage(opened, hasMore, BatchCount: (int)(end - page.Offset));
     }
 
-    private sealed record OpenedBatch(LogPageBatch Entry, byte[]? Content);
-
-    private static async Task<List<OpenedBatch>> OpenBatchesAsync(
-        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, long offset, long end, long fromVersion, long untilVersion, CancellationToken ct)
+    /// <summary>The batches <c>[Offset, End)</c> of one session: every one of them gets an entry in the page.</summary>
+    private sealed record PageExtent(string OrgId, Guid SessionId, long Offset, long End)
     {
-        var events = await db.Events.FetchStreamAsync(sessionId, version: untilVersion, fromVersion: fromVersion, token: ct);
-        var bySequence = new Dictionary<long, BatchUploaded>();
-        foreach (var batch in events.Select(e => e.Data).OfType<BatchUploaded>()) bySequence.TryAdd(batch.Sequence, batch);
-        var fingerprint = await cipher.FingerprintAsync(orgId, ct);
-
-        var opened = new List<OpenedBatch>((int)(end - offset));
-        for (var sequence = offset; sequence < end; sequence++)
+        public IEnumerable<OpenedBatch> Missing(long from, long until)
         {
-            // Every sequence of the page gets an entry: a removed or unreadable row reads as missing,
-            // and a row copied over another still opens only as the batch it was sealed for.
-            if (fingerprint is null || !bySequence.TryGetValue(sequence, out var batch))
-            {
-                opened.Add(new OpenedBatch(LogPageBatch.Missing(sequence), null));
-                continue;
-            }
-
-            var (status, content) = await StoredRecording.OpenAsync(
-                cipher, fingerprint, new BatchPlace(orgId, sessionId, sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentFingerprint, ct);
-            opened.Add(new OpenedBatch(LogPageBatch.From(sequence, batch, status), content));
+            for (var sequence = from; sequence < until; sequence++) yield return new OpenedBatch(LogPageBatch.Missing(sequence), null);
         }
 
-        return opened;
+        public IEnumerable<OpenedBatch> AllMissing() => Missing(Offset, End);
+    }
+
+    /// <summary>
+    /// Reads the page's events in stream order and opens each batch as it arrives. A sequence without
+    /// its event (a removed or unreadable row) reads as missing where it belongs, and a row moved
+    /// ahead of its place opens only as the batch it was sealed for, once: what it displaced reads as missing.
+    /// </summary>
+    private static async IAsyncEnumerable<OpenedBatch> OpenBatchesAsync(
+        IQuerySession db, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, long fromVersion, long untilVersion,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        var next = page.Offset;
+        await foreach (var batch in StoredBatches.ReadAsync(db, page.SessionId, fromVersion, untilVersion, ct))
+        {
+            if (batch.Sequence < next || batch.Sequence >= page.End) continue;
+            foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
+
+            var (status, content) = await StoredRecording.OpenAsync(
+                cipher, fingerprint, new BatchPlace(page.OrgId, page.SessionId, batch.Sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentFingerprint, ct);
+            yield return new OpenedBatch(LogPageBatch.From(batch.Sequence, batch, status), content);
+            next = batch.Sequence + 1;
+        }
+
+        foreach (var missing in page.Missing(next, page.End)) yield return missing;
     }
 
     private static async Task<byte[]?> OpenLegacyAsync(

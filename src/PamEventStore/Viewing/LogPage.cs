@@ -67,50 +67,58 @@ public static class StoredRecording
     }
 }
 
+/// <summary>One batch of a page as it is opened: its entry in <c>batches</c> (none for the legacy recording) and its events.</summary>
+public sealed record OpenedBatch(LogPageBatch? Entry, byte[]? Content);
+
 /// <summary>
-/// Writes <c>{"logs": [...], "hasMore", "batchCount", "batches"}</c>. The stored content is already
-/// canonical JSON, so the events of each batch are copied into <c>logs</c> as they are instead of
-/// being parsed and serialized again.
+/// Writes <c>{"logs": [...], "hasMore", "batchCount", "batches"}</c> while the batches are still being
+/// read and opened: the client receives the first events while later rows are still coming from
+/// PostgreSQL, and the service never holds a whole page. The stored content is already canonical
+/// JSON, so the events of each batch are copied into <c>logs</c> as they are instead of being parsed
+/// and serialized again. <c>batches</c> comes last, once every batch's status is known.
 /// </summary>
-public sealed record LogPage(IReadOnlyList<byte[]?> Contents, bool HasMore, int BatchCount, IReadOnlyList<LogPageBatch> Batches) : IResult
+public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore, int BatchCount) : IResult
 {
-    private const int FlushThreshold = 256 * 1024;
+    // Large enough to spare a system call per batch, small enough that the client starts reading early.
+    private const int FlushThreshold = 64 * 1024;
 
     private static readonly JsonSerializerOptions MetadataOptions = new(JsonSerializerDefaults.Web);
 
+    public static LogPage Of(IEnumerable<OpenedBatch> opened, bool hasMore, int batchCount) => new(opened.ToAsyncEnumerable(), hasMore, batchCount);
+
     public async Task ExecuteAsync(HttpContext httpContext)
     {
-        var events = Contents.Where(c => c is { Length: > 2 }).Select(c => c!).ToList();
-        var tail = Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":")
-            .Concat(JsonSerializer.SerializeToUtf8Bytes(Batches, MetadataOptions))
-            .Append((byte)'}')
-            .ToArray();
-
-        // A known length spares chunked framing, and lets the client allocate the body once.
+        var ct = httpContext.RequestAborted;
         httpContext.Response.StatusCode = StatusCodes.Status200OK;
         httpContext.Response.ContentType = "application/json; charset=utf-8";
-        httpContext.Response.ContentLength = Prefix.Length + events.Sum(e => e.Length - 2) + Math.Max(0, events.Count - 1) + tail.Length;
 
         var output = httpContext.Response.BodyWriter;
         output.Write(Prefix);
+        var entries = new List<LogPageBatch>();
+        var first = true;
         long unflushed = 0;
-        for (var i = 0; i < events.Count; i++)
+        await foreach (var (entry, content) in Opened.WithCancellation(ct))
         {
-            // A canonical batch is "[e1,e2,...]": its inside is a list of events ready to splice.
-            if (i > 0) output.Write(","u8);
-            output.Write(events[i].AsSpan(1, events[i].Length - 2));
+            if (entry is not null) entries.Add(entry);
+            if (content is not { Length: > 2 }) continue;
 
-            // Send in large writes: a flush per batch would be a system call per batch.
-            unflushed += events[i].Length;
+            // A canonical batch is "[e1,e2,...]": its inside is a list of events ready to splice.
+            if (!first) output.Write(","u8);
+            first = false;
+            output.Write(content.AsSpan(1, content.Length - 2));
+
+            unflushed += content.Length;
             if (unflushed >= FlushThreshold)
             {
-                await output.FlushAsync(httpContext.RequestAborted);
+                await output.FlushAsync(ct);
                 unflushed = 0;
             }
         }
 
-        output.Write(tail);
-        await output.FlushAsync(httpContext.RequestAborted);
+        output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":"));
+        output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, MetadataOptions));
+        output.Write("}"u8);
+        await output.FlushAsync(ct);
     }
 
     private static ReadOnlySpan<byte> Prefix => "{\"logs\":["u8;

@@ -66,6 +66,59 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task a_page_larger_than_one_write_streams_every_batch_whole_and_in_order()
+    {
+        // 40 batches of ~9 KB of recorded output: the page goes out in several writes, as it is read.
+        var session = await CreateSession();
+        const int batches = 40, linesPerBatch = 20;
+        for (var b = 0; b < batches; b++)
+        {
+            var events = Batch(Enumerable.Range(b * linesPerBatch, linesPerBatch).Select(i => Terminal(i, $"line {i} {new string('x', 250)}\r\n")).ToArray());
+            (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset={b * 100_000}", Gateway, OctetStream(events))).ShouldBeAccepted(b);
+        }
+
+        var page = await Send(HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
+
+        // The page may stop short of 40 (it is bounded by bytes): whatever it holds is whole and in order.
+        page.Status.ShouldBe(HttpStatusCode.OK);
+        page.Response.Headers.TransferEncodingChunked.ShouldBe(true);
+        var batchCount = page.Body.GetProperty("batchCount").GetInt32();
+        page.Body.GetProperty("logs").GetRawText().Length.ShouldBeGreaterThan(2 * 64 * 1024);
+        var lines = page.Body.GetProperty("logs").EnumerateArray()
+            .Select(e => Encoding.UTF8.GetString(Convert.FromBase64String(e.GetProperty("data").GetString()!)).Split(' ')[1])
+            .ToList();
+        lines.ShouldBe(Enumerable.Range(0, batchCount * linesPerBatch).Select(i => i.ToString()));
+        page.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("sequence").GetInt64()).ShouldBe(Enumerable.Range(0, batchCount).Select(i => (long)i));
+        page.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString()).ShouldAllBe(status => status == "ok");
+        page.Body.GetProperty("hasMore").GetBoolean().ShouldBe(batchCount < batches);
+    }
+
+    [Fact]
+    public async Task a_reader_that_leaves_in_the_middle_of_a_page_does_not_disturb_the_next_one()
+    {
+        var session = await CreateSession();
+        for (var b = 0; b < 30; b++)
+        {
+            var events = Batch(Enumerable.Range(b * 20, 20).Select(i => Terminal(i, $"line {i} {new string('x', 250)}\r\n")).ToArray());
+            (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset={b * 100_000}", Gateway, OctetStream(events))).ShouldBeAccepted(b);
+        }
+
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", User);
+            using var response = await _service.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            await using var body = await response.Content.ReadAsStreamAsync();
+            (await body.ReadAsync(new byte[1024])).ShouldBeGreaterThan(0);
+        }
+
+        var page = await Send(HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
+        page.Status.ShouldBe(HttpStatusCode.OK);
+        page.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString()).ShouldAllBe(status => status == "ok");
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=3000000", Gateway, OctetStream(Lines(600, 2)))).ShouldBeAccepted(30);
+    }
+
+    [Fact]
     public async Task a_body_declared_larger_than_the_limit_is_refused_with_a_problem()
     {
         var session = await CreateSession();
