@@ -10,10 +10,17 @@ namespace PamEventStore.Benchmarks;
 /// pam_session_event_batches table, one prepared <c>INSERT ... ON CONFLICT (session_id, start_offset)
 /// DO NOTHING</c> per batch of AES-256-GCM ciphertext, straight from Npgsql (no HTTP, no service).
 /// </summary>
-public sealed class RawBaseline(string connectionString)
+public sealed class RawBaseline(string connectionString) : IAsyncDisposable
 {
     private const string Table = "raw_baseline.pam_session_event_batches";
+    private const string InsertSql = $"insert into {Table} (session_id, start_offset, encrypted_events_blob) values ($1, $2, $3) on conflict (session_id, start_offset) do nothing";
     private readonly byte[] _key = RandomNumberGenerator.GetBytes(32);
+
+    // Pooled connections with automatic preparation, for inserts that arrive one by one (open loop).
+    private readonly NpgsqlDataSource _pool = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString)
+    {
+        NoResetOnClose = true, MaxAutoPrepare = 16, AutoPrepareMinUsages = 2,
+    }.ConnectionString);
 
     public async Task CreateAsync()
     {
@@ -42,9 +49,7 @@ public sealed class RawBaseline(string connectionString)
         var counts = await Task.WhenAll(byWorker.Select(async mine =>
         {
             await using var connection = await OpenAsync();
-            await using var insert = new NpgsqlCommand(
-                $"insert into {Table} (session_id, start_offset, encrypted_events_blob) values ($1, $2, $3) on conflict (session_id, start_offset) do nothing",
-                connection);
+            await using var insert = new NpgsqlCommand(InsertSql, connection);
             insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Uuid });
             insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bigint });
             insert.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlDbType.Bytea });
@@ -64,6 +69,18 @@ public sealed class RawBaseline(string connectionString)
 
         return (clock.Elapsed, counts.Sum());
     }
+
+    /// <summary>One batch, on a pooled connection: what a request of the replaced design costs the database.</summary>
+    public async Task InsertOneAsync(Guid sessionId, long startOffset, byte[] body)
+    {
+        await using var insert = _pool.CreateCommand(InsertSql);
+        insert.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = sessionId });
+        insert.Parameters.Add(new NpgsqlParameter<long> { TypedValue = startOffset });
+        insert.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = Seal(body) });
+        await insert.ExecuteNonQueryAsync();
+    }
+
+    public ValueTask DisposeAsync() => _pool.DisposeAsync();
 
     /// <summary>The same page the service serves: 100 rows of a session from an offset, by index, decrypted.</summary>
     public async Task<int> ReadPageAsync(NpgsqlConnection connection, Guid sessionId, long fromOffset, int limit)
