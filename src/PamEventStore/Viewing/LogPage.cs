@@ -110,7 +110,8 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore,
             unflushed += content.Length;
             if (unflushed >= FlushThreshold)
             {
-                await output.FlushAsync(ct);
+                // A completed pipe is a client that went away: stop reading and decrypting for nobody.
+                if ((await output.FlushAsync(ct)).IsCompleted) return;
                 unflushed = 0;
             }
         }
