@@ -82,8 +82,6 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore,
     // Large enough to spare a system call per batch, small enough that the client starts reading early.
     private const int FlushThreshold = 64 * 1024;
 
-    private static readonly JsonSerializerOptions MetadataOptions = new(JsonSerializerDefaults.Web);
-
     public static LogPage Of(IEnumerable<OpenedBatch> opened, bool hasMore, int batchCount) => new(opened.ToAsyncEnumerable(), hasMore, batchCount);
 
     public async Task ExecuteAsync(HttpContext httpContext)
@@ -117,10 +115,15 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore,
         }
 
         output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":"));
-        output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, MetadataOptions));
+        output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, LogPageJson.Default.ListLogPageBatch));
         output.Write("}"u8);
         await output.FlushAsync(ct);
     }
 
     private static ReadOnlySpan<byte> Prefix => "{\"logs\":["u8;
 }
+
+/// <summary>The <c>batches</c> entries' JSON, generated at compile time (a page writes up to a hundred). Web defaults: camelCase.</summary>
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+[JsonSerializable(typeof(List<LogPageBatch>))]
+internal sealed partial class LogPageJson : JsonSerializerContext;
