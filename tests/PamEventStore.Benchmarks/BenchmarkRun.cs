@@ -50,6 +50,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private long _servicePayloadBytes;
     private long _rawPayloadBytes;
     private CpuMeter _cpu = null!;
+    private string _connectionString = "";
 
     public async Task<BenchmarkResults> RunAsync()
     {
@@ -89,6 +90,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         await raw.CreateAsync();
 
         _cpu = new CpuMeter(service.ProcessId, Path.Combine(cluster.Directory, "data"));
+        _connectionString = cluster.ConnectionString;
         var figures = new List<Figure>();
         await WarmUpAsync(api, tokens, org, raw);
 
@@ -136,12 +138,18 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         await CreateSessionsAsync(api, tokens, org, plans);
 
         var cpuBefore = _cpu.Read();
+        var walBefore = await WalPositionAsync();
         var (rawElapsed, rawInserted) = await raw.InsertAsync(plans, size.Gateways);
         var cpuBetween = _cpu.Read();
+        var walBetween = await WalPositionAsync();
         var clientBefore = Environment.CpuUsage.TotalTime;
         _rawPayloadBytes += bytes;
         var service = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: true);
         var cpuAfter = _cpu.Read();
+        var walAfter = await WalPositionAsync();
+        _details["raw_wal_bytes_per_batch"] = (double)(walBetween - walBefore) / batches;
+        _details["service_wal_bytes_per_upload"] = (double)(walAfter - walBetween) / batches;
+        log($"WAL per upload: service {_details["service_wal_bytes_per_upload"]:0} B, raw {_details["raw_wal_bytes_per_batch"]:0} B");
         _details["client_cpu_ms_per_upload"] = (Environment.CpuUsage.TotalTime - clientBefore).TotalMilliseconds / batches;
         _details["raw_postgres_cpu_ms_per_batch"] = (cpuBetween.Postgres - cpuBefore.Postgres) * 1000 / batches;
         _details["service_cpu_ms_per_upload"] = (cpuAfter.Service - cpuBetween.Service) * 1000 / batches;
@@ -330,6 +338,15 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
                 ? new Figure("page_vs_raw", "log page / raw SQL select of the same rows + decrypt (at 0)", pageFirst, "ms", rawPageFirst, vsRaw, "<= 3", vsRaw <= 3)
                 : new Figure("page_vs_raw", $"log page / raw SQL select of the same rows + decrypt (at {size.DeepPageOffset})", pageDeep, "ms", rawPageDeep, vsRaw, "<= 3", vsRaw <= 3),
         ];
+    }
+
+    /// <summary>Bytes of WAL PostgreSQL has written so far: what the disk must absorb, and flush, per upload.</summary>
+    private async Task<long> WalPositionAsync()
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        await using var position = new NpgsqlCommand("select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint", connection);
+        return (long)(await position.ExecuteScalarAsync())!;
     }
 
     private async Task<Figure> DiskAsync(string connectionString, RawBaseline raw)
