@@ -45,6 +45,7 @@ builder.Services.AddHostedService<MasterKeysAtStartup>();
 builder.Services.AddSingleton<OrgDataKeys>();
 builder.Services.AddSingleton<RecordingCipher>();
 builder.Services.AddSingleton<StoredBatchMemory>();
+builder.Services.AddSingleton<SessionProjects>();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

@@ -63,21 +63,30 @@ public static class GetSessionLogsEndpoint
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/logs")]
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
-        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, IOptions<LogPageOptions> options, CancellationToken ct)
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, SessionProjects projects,
+        IOptions<LogPageOptions> options, CancellationToken ct)
     {
         var (page, problem) = LogPageRequest.From(request.Query);
         if (page is null) return problem!.ToResult();
 
-        // One round trip for the session and the page's first and last batch: the page is every
-        // batch event between them, so its cost does not depend on its size or position.
-        var lookup = db.CreateBatchQuery();
-        var sessionLookup = lookup.Load<PamSession>(sessionId);
-        var firstLookup = lookup.Load<RecordedBatch>(RecordedBatch.IdFor(sessionId, page.Offset));
-        var lastLookup = lookup.Load<RecordedBatch>(RecordedBatch.IdFor(sessionId, page.Offset + page.Limit - 1));
-        await lookup.Execute(ct);
-
-        if (await sessionLookup is not { } session || !caller.CanSeeProject(session.ProjectId))
+        // The caller is authorised before anything recorded is read, by the session's project. It
+        // never changes, so after this node's first page of a session the check needs no query.
+        var projectId = projects.ProjectOf(caller.OrgId, sessionId);
+        if (projectId is null)
         {
+            if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } known) return Problems.SessionNotFound(sessionId).ToResult();
+            projectId = projects.Remember(caller.OrgId, sessionId, known.ProjectId);
+        }
+
+        if (!caller.CanSeeProject(projectId)) return Problems.SessionNotFound(sessionId).ToResult();
+
+        // One round trip for the session and the page's rows, from its first batch to its last:
+        // found through their index documents by primary key, so a page costs the same anywhere.
+        var stored = await StoredPage.ReadAsync(
+            db, sessionId, RecordedBatch.IdFor(sessionId, page.Offset), RecordedBatch.IdFor(sessionId, page.Offset + page.Limit - 1), page.Limit, ct);
+        if (stored.Session is not { } session)
+        {
+            await stored.DisposeAsync();
             return Problems.SessionNotFound(sessionId).ToResult();
         }
 
@@ -85,26 +94,27 @@ public static class GetSessionLogsEndpoint
         // recording on the first page when it is all there is, batchCount 0 as Infisical answers).
         if (page.Offset >= session.BatchCount)
         {
+            await stored.DisposeAsync();
             return session.Legacy is { } legacy && page.Offset == session.BatchCount
                 ? LogPage.Of([new OpenedBatch(null, await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct))], hasMore: false, batchCount: session.BatchCount == 0 ? 0 : 1)
                 : LogPage.Of([], hasMore: false, batchCount: 0);
         }
 
-        // The session snapshot decides the page's extent: batches committed after it was read wait for the next page.
+        // The session as this page read it decides the page's extent: batches committed after it
+        // wait for the next page.
         var averageBatch = Math.Max(1, session.PlaintextBytes / session.BatchCount);
         var limit = Math.Clamp(options.Value.MaxBytes / averageBatch, 1, page.Limit);
         var end = Math.Min(page.Offset + limit, session.BatchCount);
-        var last = limit == page.Limit ? await lastLookup : await db.LoadAsync<RecordedBatch>(RecordedBatch.IdFor(sessionId, end - 1), ct);
-
-        // A page that reaches the end of the session ends with the stream as the snapshot saw it.
-        var untilVersion = last is not null && last.Sequence < end ? last.StreamVersion : session.Version;
-        var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
-        var batches = new PageExtent(caller.OrgId, sessionId, page.Offset, end);
-        var opened = await firstLookup is { } first && fingerprint is not null
-            ? OpenBatchesAsync(db, cipher, fingerprint, batches, first.StreamVersion, untilVersion, ct)
-            : batches.AllMissing().ToAsyncEnumerable();
+        var extent = new PageExtent(caller.OrgId, sessionId, page.Offset, end);
         var hasMore = end < session.BatchCount || session.Legacy is not null;
-        return new LogPage(opened, hasMore, BatchCount: (int)(end - page.Offset));
+        if (await cipher.FingerprintAsync(caller.OrgId, ct) is not { } fingerprint)
+        {
+            await stored.DisposeAsync();
+            return LogPage.Of(extent.AllMissing(), hasMore, batchCount: (int)(end - page.Offset));
+        }
+
+        // The page's rows are read, opened and written while the response goes out; the page owns them from here.
+        return new LogPage(OpenBatchesAsync(stored, cipher, fingerprint, extent, ct), hasMore, BatchCount: (int)(end - page.Offset));
     }
 
     /// <summary>The batches <c>[Offset, End)</c> of one session: every one of them gets an entry in the page.</summary>
@@ -124,11 +134,10 @@ public static class GetSessionLogsEndpoint
     /// ahead of its place opens only as the batch it was sealed for, once: what it displaced reads as missing.
     /// </summary>
     private static async IAsyncEnumerable<OpenedBatch> OpenBatchesAsync(
-        IQuerySession db, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, long fromVersion, long untilVersion,
-        [EnumeratorCancellation] CancellationToken ct)
+        StoredPage stored, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, [EnumeratorCancellation] CancellationToken ct)
     {
         var next = page.Offset;
-        await foreach (var batch in StoredBatches.ReadAsync(db, page.SessionId, fromVersion, untilVersion, ct))
+        await foreach (var batch in stored.BatchesAsync(ct))
         {
             if (batch.Sequence < next || batch.Sequence >= page.End) continue;
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;

@@ -245,6 +245,18 @@ public sealed class when_authorizing_callers(PamStoreHost store)
     }
 
     [Fact]
+    public async Task another_orgs_session_logs_cannot_be_read_after_its_own_org_has_read_them()
+    {
+        // The first page makes this node remember the session's project: that must not open it to another org.
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 2));
+        (await _org.LogsAsync(session)).Status.ShouldBe(HttpStatusCode.OK);
+        var other = store.NewOrg();
+
+        ShouldLookLikeNoSession(await other.LogsAsync(session), await other.LogsAsync(Guid.NewGuid()));
+    }
+
+    [Fact]
     public async Task another_orgs_gateway_cannot_upload_to_a_session_even_with_the_same_gateway_id()
     {
         var session = await _org.CreateSessionAsync();
@@ -444,6 +456,19 @@ public sealed class when_authorizing_callers(PamStoreHost store)
             await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", limited),
             await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{unknown}", limited));
         ShouldLookLikeNoSession(await _org.LogsAsync(session, token: limited), await _org.LogsAsync(unknown, token: limited));
+    }
+
+    [Fact]
+    public async Task a_token_limited_to_projects_is_refused_pages_another_reader_has_just_read()
+    {
+        var session = await _org.CreateSessionAsync(projectId: "project-2");
+        await _org.UploadAsync(session, 0, Lines(0, 2));
+        (await _org.LogsAsync(session)).Status.ShouldBe(HttpStatusCode.OK);
+
+        ShouldLookLikeNoSession(await _org.LogsAsync(session, token: LimitedUser("project-1")), await _org.LogsAsync(Guid.NewGuid(), token: LimitedUser("project-1")));
+        var allowed = await _org.LogsAsync(session, token: LimitedUser("project-2"));
+        allowed.Status.ShouldBe(HttpStatusCode.OK);
+        allowed.Body.GetProperty("logs").GetArrayLength().ShouldBe(2);
     }
 
     [Fact]
