@@ -139,6 +139,9 @@ public static class GetSessionLogsEndpoint
         var next = page.Offset;
         await foreach (var batch in stored.BatchesAsync(ct))
         {
+            // Rows come in stream order, which is batch order: once every batch of the page is
+            // accounted for, the rest (a page cut short by its byte bound) is not read at all.
+            if (next == page.End) break;
             if (batch.Sequence < next || batch.Sequence >= page.End) continue;
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
 
