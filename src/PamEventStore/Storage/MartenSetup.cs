@@ -56,7 +56,11 @@ public static class MartenSetup
     /// <summary>
     /// Connection defaults measured to matter (BENCHMARKS.md), unless the connection string sets them:
     /// no DISCARD ALL when a pooled connection is reused (it also throws away every prepared
-    /// statement and plan), and automatic preparation of the statements every upload repeats.
+    /// statement and plan); automatic preparation of the statements every upload and page repeats;
+    /// and a pool of four connections per core (at least 16). PostgreSQL gains nothing from more
+    /// statements at once than it has cores to run them, and Npgsql hands idle connections out in
+    /// turn, preparing a statement on a connection at its second use there: in a pool grown to 100
+    /// by a burst, a log page's query went unprepared for its next hundred-odd reads.
     /// </summary>
     public static string Tuned(string connectionString)
     {
@@ -64,8 +68,11 @@ public static class MartenSetup
         if (!HasKey(connectionString, "No Reset On Close")) builder.NoResetOnClose = true;
         if (!HasKey(connectionString, "Max Auto Prepare")) builder.MaxAutoPrepare = 64;
         if (!HasKey(connectionString, "Auto Prepare Min Usages")) builder.AutoPrepareMinUsages = 2;
+        if (!HasKey(connectionString, "Maximum Pool Size") && !HasKey(connectionString, "MaxPoolSize")) builder.MaxPoolSize = DefaultPoolSize;
         return builder.ConnectionString;
     }
+
+    public static int DefaultPoolSize => Math.Max(16, 4 * Environment.ProcessorCount);
 
     private static bool HasKey(string connectionString, string key) =>
         connectionString.Contains(key, StringComparison.OrdinalIgnoreCase) || connectionString.Contains(key.Replace(" ", ""), StringComparison.OrdinalIgnoreCase);
