@@ -79,6 +79,7 @@ public static class GetSessionLogsEndpoint
         }
 
         if (!caller.CanSeeProject(projectId)) return Problems.SessionNotFound(sessionId).ToResult();
+        var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
         // One round trip for the session and the page's rows, from its first batch to its last:
         // found through their index documents by primary key, so a page costs the same anywhere.
@@ -107,8 +108,9 @@ public static class GetSessionLogsEndpoint
         var end = Math.Min(page.Offset + limit, session.BatchCount);
         var extent = new PageExtent(caller.OrgId, sessionId, page.Offset, end);
         var hasMore = end < session.BatchCount || session.Legacy is not null;
-        if (await cipher.FingerprintAsync(caller.OrgId, ct) is not { } fingerprint)
+        if (fingerprint is null)
         {
+            // The org has never recorded anything (no fingerprint key): nothing here can open.
             await stored.DisposeAsync();
             return LogPage.Of(extent.AllMissing(), hasMore, batchCount: (int)(end - page.Offset));
         }
