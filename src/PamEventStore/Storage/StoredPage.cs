@@ -11,22 +11,23 @@ namespace PamEventStore.Storage;
 /// Reads a log page in one round trip: the session's snapshot, then the rows of its batches from the
 /// first to the last batch of the page, found by their index documents inside the same query. Only
 /// each batch's stored bytes are selected, by the stream's (tenant, stream, version) key, without the
-/// general event materialisation of a LINQ query or a stream fetch; and the rows are read ahead on
-/// their own task while the caller opens the ones already read, so reading and decrypting overlap
-/// (BENCHMARKS.md).
+/// general event materialisation of a LINQ query or a stream fetch. The rows are read on their own
+/// task as fast as PostgreSQL sends them, while the caller opens the ones already read: reading and
+/// decrypting overlap, and the connection goes back to the pool as soon as the rows are in, however
+/// slowly the client takes the page (BENCHMARKS.md).
 /// </summary>
 public sealed class StoredPage : IAsyncDisposable
 {
-    /// <summary>Batches read ahead of the one being opened: a few, so a page holds little in memory.</summary>
-    private const int ReadAhead = 8;
-
     private static readonly EncryptedRecordingSerializer Format = new();
 
+    private readonly NpgsqlCommand _command;
     private readonly DbDataReader _reader;
+    private int _released;
     private bool _taken;
 
-    private StoredPage(DbDataReader reader, PamSession? session)
+    private StoredPage(NpgsqlCommand command, DbDataReader reader, PamSession? session)
     {
+        _command = command;
         _reader = reader;
         Session = session;
     }
@@ -39,12 +40,13 @@ public sealed class StoredPage : IAsyncDisposable
     /// <param name="limit">At most this many batches.</param>
     public static async Task<StoredPage> ReadAsync(IQuerySession db, Guid sessionId, string firstBatch, string lastBatch, int limit, CancellationToken ct)
     {
-        var schema = db.DocumentStore.Options.Events.DatabaseSchemaName;
+        var documents = db.DocumentStore.Options.DatabaseSchemaName;
+        var events = db.DocumentStore.Options.Events.DatabaseSchemaName;
         var command = new NpgsqlCommand(
-            $"select data from {schema}.mt_doc_pamsession where tenant_id = @tenant and id = @session;" +
-            $"select e.bdata from {schema}.mt_events e where e.tenant_id = @tenant and e.stream_id = @session and e.type = @type " +
-            $"and e.version >= (select (b.data ->> 'streamVersion')::bigint from {schema}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @first) " +
-            $"and e.version <= coalesce((select (b.data ->> 'streamVersion')::bigint from {schema}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @last), {long.MaxValue}) " +
+            $"select data from {documents}.mt_doc_pamsession where tenant_id = @tenant and id = @session;" +
+            $"select e.bdata from {events}.mt_events e where e.tenant_id = @tenant and e.stream_id = @session and e.type = @type " +
+            $"and e.version >= (select (b.data ->> 'streamVersion')::bigint from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @first) " +
+            $"and e.version <= coalesce((select (b.data ->> 'streamVersion')::bigint from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @last), {long.MaxValue}) " +
             "order by e.version limit @limit")
         {
             Parameters =
@@ -63,32 +65,47 @@ public sealed class StoredPage : IAsyncDisposable
         {
             var session = await reader.ReadAsync(ct) ? db.DocumentStore.Options.Serializer().FromJson<PamSession>(reader, 0) : null;
             await reader.NextResultAsync(ct);
-            return new StoredPage(reader, session);
+            return new StoredPage(command, reader, session);
         }
         catch
         {
             await reader.DisposeAsync();
+            await command.DisposeAsync();
             throw;
         }
     }
 
-    /// <summary>The page's batches in stream order, read once.</summary>
-    public async IAsyncEnumerable<BatchUploaded> BatchesAsync([EnumeratorCancellation] CancellationToken ct)
+    /// <summary>
+    /// The page's batches in stream order, read once. Rows come in stream order, which is batch
+    /// order: reading stops at the first batch at or past <paramref name="endSequence"/>, so a page
+    /// cut short by its byte bound reads no further, and the rest of the query is cancelled.
+    /// </summary>
+    public async IAsyncEnumerable<BatchUploaded> BatchesAsync(long endSequence, [EnumeratorCancellation] CancellationToken ct)
     {
         if (_taken) throw new InvalidOperationException("A page's batches are read once.");
         _taken = true;
 
-        var read = Channel.CreateBounded<BatchUploaded>(new BoundedChannelOptions(ReadAhead) { SingleReader = true, SingleWriter = true });
+        // Unbounded: the page's rows are few (its limit) and its bytes bounded, and the connection
+        // must not wait on the client's download.
+        var read = Channel.CreateUnbounded<BatchUploaded>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var reading = Task.Run(async () =>
         {
+            var allRead = false;
             try
             {
-                while (await _reader.ReadAsync(stop.Token))
+                while (true)
                 {
+                    if (!await _reader.ReadAsync(stop.Token))
+                    {
+                        allRead = true;
+                        break;
+                    }
+
                     if (await _reader.IsDBNullAsync(0, stop.Token)) continue;
                     var batch = (BatchUploaded)Format.Deserialize(typeof(BatchUploaded), await _reader.GetFieldValueAsync<byte[]>(0, stop.Token));
-                    await read.Writer.WriteAsync(batch, stop.Token);
+                    if (batch.Sequence >= endSequence) break;
+                    read.Writer.TryWrite(batch);
                 }
 
                 read.Writer.Complete();
@@ -96,6 +113,10 @@ public sealed class StoredPage : IAsyncDisposable
             catch (Exception e)
             {
                 read.Writer.TryComplete(e);
+            }
+            finally
+            {
+                await ReleaseAsync(cancelQuery: !allRead);
             }
         }, CancellationToken.None);
 
@@ -105,17 +126,41 @@ public sealed class StoredPage : IAsyncDisposable
         }
         finally
         {
-            // A reader that stops early (the client went away, the page is full) ends the query
-            // before the connection is released.
+            // A reader that stops early (the client went away) ends the query before the connection is released.
             await stop.CancelAsync();
             await reading;
-            await _reader.DisposeAsync();
         }
     }
 
-    /// <summary>Releases the query when the batches were not read (the page turned out empty, or not found).</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>Releases the query and its connection, once; the response disposes an unread page.</summary>
+    public ValueTask DisposeAsync() => ReleaseAsync(cancelQuery: true);
+
+    private async ValueTask ReleaseAsync(bool cancelQuery)
     {
-        if (!_taken) await _reader.DisposeAsync();
+        if (Interlocked.Exchange(ref _released, 1) == 1) return;
+
+        // Rows left unread would otherwise all be read to be thrown away when the reader closes.
+        if (cancelQuery && _reader.HasRows)
+        {
+            try
+            {
+                _command.Cancel();
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                // Already finished or the connection is gone: closing the reader is all that is left.
+            }
+        }
+
+        try
+        {
+            await _reader.DisposeAsync();
+        }
+        catch (Exception e) when (e is NpgsqlException or PostgresException or OperationCanceledException)
+        {
+            // A cancelled query ends with an error the closing reader reports: the rows were not wanted.
+        }
+
+        await _command.DisposeAsync();
     }
 }

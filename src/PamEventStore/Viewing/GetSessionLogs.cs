@@ -85,7 +85,10 @@ public static class GetSessionLogsEndpoint
         // found through their index documents by primary key, so a page costs the same anywhere.
         var stored = await StoredPage.ReadAsync(
             db, sessionId, RecordedBatch.IdFor(sessionId, page.Offset), RecordedBatch.IdFor(sessionId, page.Offset + page.Limit - 1), page.Limit, ct);
-        if (stored.Session is not { } session)
+
+        // Released when its rows are read, or with the response at the latest, whatever happens in between.
+        request.HttpContext.Response.RegisterForDisposeAsync(stored);
+        if (stored.Session is not { } session || (session.ProjectId != projectId && !caller.CanSeeProject(session.ProjectId)))
         {
             await stored.DisposeAsync();
             return Problems.SessionNotFound(sessionId).ToResult();
@@ -139,12 +142,9 @@ public static class GetSessionLogsEndpoint
         StoredPage stored, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, [EnumeratorCancellation] CancellationToken ct)
     {
         var next = page.Offset;
-        await foreach (var batch in stored.BatchesAsync(ct))
+        await foreach (var batch in stored.BatchesAsync(page.End, ct))
         {
-            // Rows come in stream order, which is batch order: once every batch of the page is
-            // accounted for, the rest (a page cut short by its byte bound) is not read at all.
-            if (next == page.End) break;
-            if (batch.Sequence < next || batch.Sequence >= page.End) continue;
+            if (batch.Sequence < next) continue;
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
 
             var (status, content) = await StoredRecording.OpenAsync(

@@ -119,6 +119,52 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task readers_that_do_not_take_their_pages_do_not_hold_the_database_from_gateways()
+    {
+        // A service whose pages are more than the sockets buffer (12 MB) and whose pool is small: more
+        // stalled readers than connections must not leave an upload waiting for one.
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["LogPages:MaxBytes"] = (12 * 1024 * 1024).ToString(),
+            ["Uploads:MaxBatchBytes"] = (512 * 1024).ToString(),
+            ["ConnectionStrings:Marten"] = Settings["ConnectionStrings:Marten"] + ";Maximum Pool Size=4;Timeout=5",
+        };
+        await using var service = await ServiceProcess.StartAsync(settings);
+        var session = await CreateSession();
+        for (var b = 0; b < 60; b++)
+        {
+            var events = Batch(Enumerable.Range(b * 270, 270).Select(i => Terminal(i, $"line {i} {new string('x', 450)}\r\n")).ToArray());
+            (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset={b * 100_000}", Gateway, OctetStream(events))).ShouldBeAccepted(b);
+        }
+
+        var stalled = new List<HttpResponseMessage>();
+        try
+        {
+            for (var reader = 0; reader < 8; reader++)
+            {
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", User);
+                stalled.Add(await service.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead));
+            }
+
+            var upload = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=9000000", Gateway, OctetStream(Lines(6000, 2)));
+
+            upload.ShouldBeAccepted(60);
+        }
+        finally
+        {
+            stalled.ForEach(response => response.Dispose());
+        }
+    }
+
+    private static async Task<Reply> SendTo(ServiceProcess service, HttpMethod method, string url, string token, HttpContent? content = null)
+    {
+        using var request = new HttpRequestMessage(method, url) { Content = content };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await Reply.From(await service.Client.SendAsync(request));
+    }
+
+    [Fact]
     public async Task a_body_declared_larger_than_the_limit_is_refused_with_a_problem()
     {
         var session = await CreateSession();
