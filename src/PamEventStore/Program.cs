@@ -6,6 +6,7 @@ using PamEventStore.Crypto;
 using PamEventStore.Gateway;
 using PamEventStore.Http;
 using PamEventStore.Security;
+using PamEventStore.Sessions;
 using PamEventStore.Storage;
 using PamEventStore.Viewing;
 using Wolverine;
@@ -45,7 +46,7 @@ builder.Services.AddHostedService<MasterKeysAtStartup>();
 builder.Services.AddSingleton<OrgDataKeys>();
 builder.Services.AddSingleton<RecordingCipher>();
 builder.Services.AddSingleton<StoredBatchMemory>();
-builder.Services.AddSingleton<SessionProjects>();
+builder.Services.AddSingleton<SessionBindings>();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

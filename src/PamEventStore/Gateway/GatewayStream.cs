@@ -12,18 +12,10 @@ internal static class GatewayStream
     /// Refuses a caller that is not the session's gateway before its body is read: any gateway of any
     /// org holds a gateway token, and an upload body can be megabytes. Null when the caller may go on.
     /// </summary>
-    public static async Task<IResult?> RefuseStrangerAsync(IQuerySession db, StoredBatchMemory memory, Guid sessionId, Caller caller, CancellationToken ct)
+    public static async Task<IResult?> RefuseStrangerAsync(IQuerySession db, SessionBindings sessions, Guid sessionId, Caller caller, CancellationToken ct)
     {
-        var gatewayId = memory.GatewayOf(caller.OrgId, sessionId);
-        if (gatewayId is null)
-        {
-            if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
-            if (session.GatewayId is null) return Problems.GatewayMismatch(sessionId).ToResult();
-            gatewayId = session.GatewayId;
-            memory.RememberGateway(caller.OrgId, sessionId, gatewayId);
-        }
-
-        return caller.IsGateway && caller.GatewayId == gatewayId ? null : Problems.GatewayMismatch(sessionId).ToResult();
+        if (await sessions.OfAsync(db, caller.OrgId, sessionId, ct) is not { } binding) return Problems.SessionNotFound(sessionId).ToResult();
+        return caller.IsGateway && binding.GatewayId is not null && caller.GatewayId == binding.GatewayId ? null : Problems.GatewayMismatch(sessionId).ToResult();
     }
 
     /// <summary>

@@ -4,8 +4,8 @@ using Microsoft.Extensions.Caching.Memory;
 namespace PamEventStore.Gateway;
 
 /// <summary>
-/// What this node has seen committed: the gateway each recent session is bound to, and the SHA-256 of
-/// the exact request bodies stored at recent offsets (in memory only). A stored batch never changes, so
+/// What this node has seen committed: the SHA-256 of the exact request bodies stored at recent offsets
+/// (in memory only). A stored batch never changes, so
 /// a body seen stored at an offset is a duplicate there: an exact retry (the gateway re-reads the same
 /// bytes from its file) is answered without a database round trip or a lock. Anything not remembered
 /// (another node stored it, it was evicted, the bytes differ) goes the full way through the session
@@ -14,7 +14,7 @@ namespace PamEventStore.Gateway;
 /// </summary>
 public sealed class StoredBatchMemory : IDisposable
 {
-    /// <summary>Entries (offsets and session bindings) remembered, least recently used evicted: ~400 bytes each, ~40 MB at most.</summary>
+    /// <summary>Offsets remembered, least recently used evicted: ~400 bytes each, ~40 MB at most.</summary>
     public const int Entries = 100_000;
 
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
@@ -47,13 +47,6 @@ public sealed class StoredBatchMemory : IDisposable
             : [bodySha256];
         _cache.Set(key, new StoredBodies(gatewayId, bodies), EntryOptions);
     }
-
-    /// <returns>The gateway the session is bound to, when this node has seen it recently.</returns>
-    public string? GatewayOf(string orgId, Guid sessionId) =>
-        _cache.TryGetValue((orgId, sessionId), out string? gatewayId) ? gatewayId : null;
-
-    /// <summary>A session's gateway never changes once the session exists.</summary>
-    public void RememberGateway(string orgId, Guid sessionId, string gatewayId) => _cache.Set((orgId, sessionId), gatewayId, EntryOptions);
 
     public void Dispose() => _cache.Dispose();
 }

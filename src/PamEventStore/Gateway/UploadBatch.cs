@@ -36,6 +36,7 @@ public static class UploadBatchEndpoint
         IDocumentSession db,
         Caller caller,
         RecordingCipher cipher,
+        SessionBindings sessions,
         StoredBatchMemory memory,
         IOptions<UploadOptions> options,
         TimeProvider clock,
@@ -44,7 +45,7 @@ public static class UploadBatchEndpoint
         var (offsets, offsetProblem) = ReadOffsets(request.Query);
         if (offsets is not var (startOffset, endOffset)) return offsetProblem!.ToResult();
 
-        if (await GatewayStream.RefuseStrangerAsync(db, memory, sessionId, caller, ct) is { } stranger) return stranger;
+        if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
 
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxBatchBytes, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();

@@ -25,12 +25,12 @@ public static class UploadLegacyLogsEndpoint
         IDocumentSession db,
         Caller caller,
         RecordingCipher cipher,
-        StoredBatchMemory memory,
+        SessionBindings sessions,
         IOptions<UploadOptions> options,
         TimeProvider clock,
         CancellationToken ct)
     {
-        if (await GatewayStream.RefuseStrangerAsync(db, memory, sessionId, caller, ct) is { } stranger) return stranger;
+        if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
 
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxLegacyLogsBytes, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();

@@ -12,7 +12,7 @@ namespace PamEventStore.Storage;
 
 public static class MartenSetup
 {
-    /// <summary>The stored type name of <see cref="BatchUploaded"/>, which <see cref="StoredBatches"/> reads by.</summary>
+    /// <summary>The stored type name of <see cref="BatchUploaded"/>, which <see cref="StoredPage"/> reads by.</summary>
     public const string BatchUploadedType = "batch_uploaded";
 
     /// <summary>The event store: one stream per session, every event and document under its org's tenant.</summary>

@@ -63,22 +63,19 @@ public static class GetSessionLogsEndpoint
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/logs")]
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
-        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, SessionProjects projects,
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, SessionBindings sessions,
         IOptions<LogPageOptions> options, CancellationToken ct)
     {
         var (page, problem) = LogPageRequest.From(request.Query);
         if (page is null) return problem!.ToResult();
 
         // The caller is authorised before anything recorded is read, by the session's project. It
-        // never changes, so after this node's first page of a session the check needs no query.
-        var projectId = projects.ProjectOf(caller.OrgId, sessionId);
-        if (projectId is null)
+        // never changes, so after this node's first request for a session the check needs no query.
+        if (await sessions.OfAsync(db, caller.OrgId, sessionId, ct) is not { } binding || !caller.CanSeeProject(binding.ProjectId))
         {
-            if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } known) return Problems.SessionNotFound(sessionId).ToResult();
-            projectId = projects.Remember(caller.OrgId, sessionId, known.ProjectId);
+            return Problems.SessionNotFound(sessionId).ToResult();
         }
 
-        if (!caller.CanSeeProject(projectId)) return Problems.SessionNotFound(sessionId).ToResult();
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
         // One round trip for the session and the page's rows, from its first batch to its last:
@@ -88,7 +85,7 @@ public static class GetSessionLogsEndpoint
 
         // Released when its rows are read, or with the response at the latest, whatever happens in between.
         request.HttpContext.Response.RegisterForDisposeAsync(stored);
-        if (stored.Session is not { } session || (session.ProjectId != projectId && !caller.CanSeeProject(session.ProjectId)))
+        if (stored.Session is not { } session || (session.ProjectId != binding.ProjectId && !caller.CanSeeProject(session.ProjectId)))
         {
             await stored.DisposeAsync();
             return Problems.SessionNotFound(sessionId).ToResult();
