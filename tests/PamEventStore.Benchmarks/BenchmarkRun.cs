@@ -105,7 +105,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         if (Runs("pages")) figures.AddRange(await LongSessionAsync(api, http, tokens, org, raw));
         if (only is null)
         {
-            figures.Add(await DiskAsync(cluster.ConnectionString, raw));
+            figures.Add(await DiskAsync(raw));
             figures.Add(await SustainedAsync(api, tokens, figures[0].Value));
         }
 
@@ -349,9 +349,9 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         return (long)(await position.ExecuteScalarAsync())!;
     }
 
-    private async Task<Figure> DiskAsync(string connectionString, RawBaseline raw)
+    private async Task<Figure> DiskAsync(RawBaseline raw)
     {
-        await using var connection = new NpgsqlConnection(connectionString);
+        await using var connection = new NpgsqlConnection(_connectionString);
         await connection.OpenAsync();
         await using (var vacuum = new NpgsqlCommand("vacuum analyze", connection)) await vacuum.ExecuteNonQueryAsync();
 
