@@ -26,8 +26,9 @@ public static class UploadBatchEndpoint
 {
     // [WriteAggregate] would lock the stream before the body is read and answer a missing session
     // with a bare 404, which an Infisical gateway takes for "old platform". So this endpoint checks the
-    // caller, reads and validates the body, resolves the org's keys, and only then takes the stream
-    // lock itself, for the shortest time.
+    // caller, reads and validates the body, resolves the org's keys, and only then hands the upload to
+    // its session, which decides it under the stream's lock together with other sessions' uploads
+    // (UploadCommits: one transaction for several sessions).
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/event-batches")]
     [Authorize(Policy = PamPolicies.Gateway)]
     public static async Task<IResult> Post(
@@ -38,8 +39,8 @@ public static class UploadBatchEndpoint
         RecordingCipher cipher,
         SessionBindings sessions,
         StoredBatchMemory memory,
+        UploadCommits commits,
         IOptions<UploadOptions> options,
-        TimeProvider clock,
         CancellationToken ct)
     {
         var (offsets, offsetProblem) = ReadOffsets(request.Query);
@@ -57,38 +58,21 @@ public static class UploadBatchEndpoint
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
 
-        var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
-        if (stream is null) return refusal!;
-        var session = stream.Aggregate!;
-
-        var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
-            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, ct)
-            : null;
-        var upload = new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint);
-        var decision = BatchUploadRules.Decide(session, upload, storedAtOffset, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace);
-
-        switch (decision)
+        var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing);
+        switch (await commits.CommitAsync(upload, ct))
         {
-            case AcceptBatch accept:
-                var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
-                var sealedContent = RecordingCipher.Seal(sealing, place, accept.Content.Canonical.Span);
-                stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
-                await db.SaveChangesAsync(ct);
+            case UploadOutcome.Stored stored:
                 memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
-                return Results.Ok(new BatchReceipt(true, false, accept.Batch.Sequence));
-
-            case RejectBatch reject:
-                if (reject.Conflict is not null)
-                {
-                    stream.AppendOne(reject.Conflict);
-                    await db.SaveChangesAsync(ct);
-                }
-
-                return Problems.Rejected(reject.Reason, sessionId, startOffset).ToResult();
-
-            default:
+                return Results.Ok(new BatchReceipt(true, false, stored.Sequence));
+            case UploadOutcome.AlreadyStored:
                 memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
                 return Duplicate;
+            case UploadOutcome.Refused refused:
+                return Problems.Rejected(refused.Reason, sessionId, startOffset).ToResult();
+            case UploadOutcome.OtherGateway:
+                return Problems.GatewayMismatch(sessionId).ToResult();
+            default:
+                return Problems.SessionNotFound(sessionId).ToResult();
         }
     }
 

@@ -16,4 +16,15 @@ public sealed class UploadOptions
 
     /// <summary>How long after a session ended its gateway may still deliver the final flush.</summary>
     public TimeSpan EndedSessionGrace { get; set; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>
+    /// Groups of uploads written side by side (<see cref="UploadCommits"/>), each on one PostgreSQL
+    /// connection. At least two, so that a group waiting on a stream lock (a session being ended, or
+    /// written by another node) does not hold up every other upload; one more per two cores above four.
+    /// On two cores, one writer and two measured the same throughput (BENCHMARKS.md).
+    /// </summary>
+    public int CommitWriters { get; set; } = Math.Max(2, Environment.ProcessorCount / 2);
+
+    /// <summary>Most sessions one transaction decides and commits together.</summary>
+    public int MaxSessionsPerCommit { get; set; } = 32;
 }

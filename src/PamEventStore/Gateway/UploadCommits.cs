@@ -1,0 +1,214 @@
+using System.Threading.Channels;
+using JasperFx.Events;
+using Marten;
+using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+
+namespace PamEventStore.Gateway;
+
+/// <summary>An upload checked, read and parsed, its org's keys resolved: all it still needs is its session.</summary>
+public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Batch, OrgSealing Sealing);
+
+/// <summary>What became of an upload once its session decided it (and that decision was committed).</summary>
+public abstract record UploadOutcome
+{
+    public sealed record Stored(long Sequence) : UploadOutcome;
+
+    public sealed record AlreadyStored : UploadOutcome;
+
+    public sealed record Refused(Rejection Reason) : UploadOutcome;
+
+    public sealed record NoSuchSession : UploadOutcome;
+
+    public sealed record OtherGateway : UploadOutcome;
+}
+
+/// <summary>
+/// Group commit of uploads. Uploads that arrive while others are being written wait for the next
+/// transaction together, up to <see cref="UploadOptions.MaxSessionsPerCommit"/> sessions (a transaction
+/// per org, each org being its own tenant): their streams are locked in one round trip, each session decides its batch, and everything is
+/// appended and committed at once (one WAL flush instead of one per upload). An upload alone goes
+/// through just as fast as on its own. Each session decides exactly as it would alone, under its
+/// stream's row lock; if a group fails as a whole, each of its uploads is tried again in a
+/// transaction of its own, so one session's failure is never another's.
+/// </summary>
+/// <remarks>
+/// <see cref="UploadOptions.CommitWriters"/> writers take groups from one queue: while one waits for
+/// its commit, the next takes what arrived meanwhile. A session is in one group at a time, so its
+/// uploads are decided in the order they came, each seeing what the one before it stored, and two
+/// writers never wait on each other's locks. Locks within a group are taken in id order, so groups on
+/// different nodes cannot deadlock either.
+/// </remarks>
+public sealed class UploadCommits : IAsyncDisposable
+{
+    private readonly IDocumentStore _store;
+    private readonly TimeProvider _clock;
+    private readonly UploadOptions _options;
+    private readonly Channel<WaitingUpload> _queue = Channel.CreateUnbounded<WaitingUpload>();
+    private readonly Lock _taking = new();
+    private readonly List<WaitingUpload> _held = [];
+    private readonly HashSet<(string OrgId, Guid SessionId)> _writing = [];
+    private readonly Task[] _writers;
+
+    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options)
+    {
+        _store = store;
+        _clock = clock;
+        _options = options.Value;
+        _writers = Enumerable.Range(0, Math.Max(1, _options.CommitWriters)).Select(_ => Task.Run(WriteGroupsAsync)).ToArray();
+    }
+
+    /// <summary>Decides and commits the upload with whatever else is waiting; the outcome once it is durable.</summary>
+    public Task<UploadOutcome> CommitAsync(ReadyUpload upload, CancellationToken ct)
+    {
+        var waiting = new WaitingUpload(upload);
+        if (!_queue.Writer.TryWrite(waiting)) return CommitAloneAsync(upload);
+
+        // A caller that goes away stops waiting; its upload is still decided, like any retry would be.
+        return waiting.Outcome.Task.WaitAsync(ct);
+    }
+
+    private async Task<UploadOutcome> CommitAloneAsync(ReadyUpload upload) =>
+        (await CommitGroupAsync(upload.Caller.OrgId, [upload]))[0];
+
+    private async Task CommitAsync(IReadOnlyList<WaitingUpload> group)
+    {
+        try
+        {
+            var outcomes = await CommitGroupAsync(group[0].Upload.Caller.OrgId, group.Select(w => w.Upload).ToArray());
+            for (var i = 0; i < group.Count; i++) group[i].Outcome.TrySetResult(outcomes[i]);
+        }
+        catch (Exception) when (group.Count > 1)
+        {
+            // Nothing of the group was committed: each upload on its own, so each gets its own answer.
+            foreach (var waiting in group) await CommitAsync([waiting]);
+        }
+        catch (Exception failure)
+        {
+            group[0].Outcome.TrySetException(failure);
+        }
+    }
+
+    /// <returns>The outcome of each upload, in the order given; all of one org, each of another session.</returns>
+    private async Task<UploadOutcome[]> CommitGroupAsync(string orgId, ReadyUpload[] uploads)
+    {
+        await using var db = _store.LightweightSession(orgId);
+
+        var batch = db.CreateBatchQuery();
+        var streams = uploads
+            .Select((upload, index) => (upload, index))
+            .OrderBy(x => x.upload.SessionId)
+            .Select(x => (x.index, Stream: batch.Events.FetchForExclusiveWriting<PamSession>(x.upload.SessionId)))
+            .ToArray();
+        await batch.Execute();
+
+        var now = _clock.GetUtcNow();
+        var outcomes = new UploadOutcome[uploads.Length];
+        var appended = false;
+        foreach (var (index, fetched) in streams)
+        {
+            var stream = await fetched;
+            outcomes[index] = await DecideAsync(db, stream, uploads[index], now);
+            appended |= stream.Events.Count > 0;
+        }
+
+        if (appended) await db.SaveChangesAsync();
+        return outcomes;
+    }
+
+    /// <summary>The session decides the upload under its lock; what it decides to record is appended to its stream.</summary>
+    private async Task<UploadOutcome> DecideAsync(IDocumentSession db, IEventStream<PamSession> stream, ReadyUpload upload, DateTimeOffset now)
+    {
+        if (stream.Aggregate is not { } session) return new UploadOutcome.NoSuchSession();
+        if (!upload.Caller.IsGatewayOf(session)) return new UploadOutcome.OtherGateway();
+
+        var (startOffset, sessionId, caller) = (upload.Batch.StartOffset, upload.SessionId, upload.Caller);
+        var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
+            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, CancellationToken.None)
+            : null;
+
+        switch (BatchUploadRules.Decide(session, upload.Batch, storedAtOffset, caller.AsActor(), now, _options.EndedSessionGrace))
+        {
+            case AcceptBatch accept:
+                var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
+                var sealedContent = RecordingCipher.Seal(upload.Sealing, place, accept.Content.Canonical.Span);
+                stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
+                return new UploadOutcome.Stored(accept.Batch.Sequence);
+
+            case RejectBatch reject:
+                if (reject.Conflict is not null) stream.AppendOne(reject.Conflict);
+                return new UploadOutcome.Refused(reject.Reason);
+
+            default:
+                return new UploadOutcome.AlreadyStored();
+        }
+    }
+
+    private async Task WriteGroupsAsync()
+    {
+        while (true)
+        {
+            var group = TakeGroup();
+            if (group.Count > 0)
+            {
+                // One transaction per org (each org is its own tenant), written side by side.
+                await Task.WhenAll(group.GroupBy(w => w.Upload.Caller.OrgId, StringComparer.Ordinal).Select(org => CommitAsync(org.ToList())));
+                lock (_taking)
+                {
+                    foreach (var waiting in group) _writing.Remove(Key(waiting));
+                }
+
+                continue;
+            }
+
+            // Nothing to take but uploads of sessions being written: the writer of each takes them next.
+            if (!await _queue.Reader.WaitToReadAsync()) return;
+        }
+    }
+
+    /// <summary>
+    /// The uploads held back and then those queued, in the order they came, at most one per session and
+    /// none of a session being written; the others are held for a later group.
+    /// </summary>
+    private List<WaitingUpload> TakeGroup()
+    {
+        var group = new List<WaitingUpload>();
+        lock (_taking)
+        {
+            var passed = new HashSet<(string, Guid)>();
+            var held = _held.ToArray();
+            _held.Clear();
+            foreach (var waiting in held) Take(waiting);
+            while (group.Count < _options.MaxSessionsPerCommit && _queue.Reader.TryRead(out var waiting)) Take(waiting);
+
+            void Take(WaitingUpload waiting)
+            {
+                var key = Key(waiting);
+                if (group.Count < _options.MaxSessionsPerCommit && !passed.Contains(key) && _writing.Add(key)) group.Add(waiting);
+                else
+                {
+                    passed.Add(key);
+                    _held.Add(waiting);
+                }
+            }
+        }
+
+        return group;
+    }
+
+    private static (string OrgId, Guid SessionId) Key(WaitingUpload waiting) => (waiting.Upload.Caller.OrgId, waiting.Upload.SessionId);
+
+    /// <summary>What is queued is still written; uploads after that commit on their own.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await Task.WhenAll(_writers);
+    }
+
+    private sealed record WaitingUpload(ReadyUpload Upload)
+    {
+        public TaskCompletionSource<UploadOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,210 @@
+using System.Text;
+using Marten;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using PamEventStore.Crypto;
+using PamEventStore.Gateway;
+using PamEventStore.Recording;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Gateway;
+
+/// <summary>
+/// Group commit (UploadCommits), driven directly: several uploads handed over at once, as concurrent
+/// requests do, and what each of them finds stored afterwards.
+/// </summary>
+[Collection(PamStoreCollection.Name)]
+public sealed class when_committing_uploads_together(PamStoreHost store)
+{
+    private readonly Org _org = store.NewOrg();
+
+    private IDocumentStore Documents => store.Host.Services.GetRequiredService<IDocumentStore>();
+
+    /// <summary>A committer of its own, like another node's, with the host's store and options.</summary>
+    private UploadCommits NewCommits(int writers = 1, int maxSessions = 32) =>
+        new(Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }));
+
+    private async Task<ReadyUpload> Ready(Guid sessionId, long startOffset, string events, string orgId = "", string gatewayId = Org.Gateway)
+    {
+        orgId = orgId.Length > 0 ? orgId : _org.Id;
+        RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes(events), out var content, out var error).ShouldBeTrue(error?.ToString());
+        var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(orgId, CancellationToken.None);
+        var caller = new Caller(_org.Id, "gateway-identity", "gateway", gatewayId, new HashSet<string>(), null, "test");
+        return new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, null, content!, sealing.Fingerprint), sealing);
+    }
+
+    private async Task<List<(Guid Stream, long Version, string Type, long Transaction)>> StoredEvents(IEnumerable<Guid> sessions)
+    {
+        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "select stream_id, version, type, xmin::text::bigint from pam.mt_events where tenant_id = @tenant and stream_id = any(@streams) order by stream_id, version",
+            connection);
+        command.Parameters.AddWithValue("tenant", _org.Id);
+        command.Parameters.AddWithValue("streams", sessions.ToArray());
+        var rows = new List<(Guid, long, string, long)>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) rows.Add((reader.GetGuid(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3)));
+        return rows;
+    }
+
+    [Fact]
+    public async Task uploads_of_many_sessions_handed_over_at_once_share_transactions_and_are_each_stored()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => _org.CreateSessionAsync()));
+        var uploads = await Task.WhenAll(sessions.Select(s => Ready(s, 0, Lines(0, 3))));
+        await using var commits = NewCommits();
+
+        var outcomes = await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)));
+
+        outcomes.ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+        var batches = (await StoredEvents(sessions)).Where(e => e.Type == "batch_uploaded").ToList();
+        batches.Select(b => b.Stream).ShouldBe(sessions.Order(), ignoreOrder: true);
+
+        // Handed over within microseconds while a transaction takes milliseconds: at most the first
+        // is written alone, the rest wait for the next transaction together.
+        batches.Select(b => b.Transaction).Distinct().Count().ShouldBeLessThanOrEqualTo(5);
+    }
+
+    [Fact]
+    public async Task a_sessions_uploads_handed_over_at_once_are_decided_in_the_order_they_came()
+    {
+        var session = await _org.CreateSessionAsync();
+        var uploads = new[] { await Ready(session, 0, Lines(0, 2)), await Ready(session, 200, Lines(2, 2)), await Ready(session, 400, Lines(4, 2)), await Ready(session, 200, Lines(2, 2)) };
+        await using var commits = NewCommits();
+
+        var outcomes = await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)));
+
+        outcomes.ShouldBe([new UploadOutcome.Stored(0), new UploadOutcome.Stored(1), new UploadOutcome.Stored(2), new UploadOutcome.AlreadyStored()]);
+        var view = await _org.SessionAsync(session);
+        view.GetProperty("batchCount").GetInt64().ShouldBe(3);
+        view.GetProperty("complete").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task an_upload_that_fails_does_not_take_the_others_of_its_group_with_it()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => _org.CreateSessionAsync()));
+        var good = await Task.WhenAll(sessions.Skip(1).Select(s => Ready(s, 0, Lines(0, 2))));
+
+        // Sealed with another org's keys: the cipher refuses it once the session has decided to store it.
+        var otherOrg = store.NewOrg();
+        var bad = await Ready(sessions[0], 0, Lines(0, 2), orgId: otherOrg.Id);
+        await using var commits = NewCommits();
+
+        var failing = commits.CommitAsync(bad, CancellationToken.None);
+        var outcomes = await Task.WhenAll(good.Select(u => commits.CommitAsync(u, CancellationToken.None)));
+
+        await Should.ThrowAsync<ArgumentException>(failing);
+        outcomes.ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+        var stored = await StoredEvents(sessions);
+        stored.Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(sessions.Skip(1), ignoreOrder: true);
+        stored.ShouldNotContain(e => e.Stream == sessions[0] && e.Type != "session_started");
+    }
+
+    [Fact]
+    public async Task two_nodes_racing_the_same_uploads_store_each_batch_once()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => _org.CreateSessionAsync()));
+        await using var nodeA = NewCommits(writers: 2);
+        await using var nodeB = NewCommits(writers: 3);
+
+        for (var round = 0; round < 5; round++)
+        {
+            var offset = round * 100L;
+            var uploads = await Task.WhenAll(sessions.Select(s => Ready(s, offset, Lines(round, 1))));
+            var outcomes = await Task.WhenAll(uploads.SelectMany(u => new[] { nodeA, nodeB, nodeA, nodeB }.Select(node => node.CommitAsync(u, CancellationToken.None))));
+
+            outcomes.Count(o => o is UploadOutcome.Stored).ShouldBe(sessions.Length, $"round {round}");
+            outcomes.Count(o => o is UploadOutcome.AlreadyStored).ShouldBe(3 * sessions.Length, $"round {round}");
+        }
+
+        var stored = await StoredEvents(sessions);
+        foreach (var session in sessions)
+        {
+            stored.Count(e => e.Stream == session && e.Type == "batch_uploaded").ShouldBe(5);
+            stored.Where(e => e.Stream == session).Select(e => e.Version).ShouldBe(Enumerable.Range(1, 7).Select(v => (long)v));
+        }
+    }
+
+    [Fact]
+    public async Task a_group_waiting_on_a_locked_session_does_not_hold_up_other_sessions()
+    {
+        var locked = await _org.CreateSessionAsync();
+        var others = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => _org.CreateSessionAsync()));
+        await using var commits = NewCommits(writers: 2);
+
+        // Someone else (another node, a session being ended) holds the session's stream lock.
+        var holder = Documents.LightweightSession(_org.Id);
+        Task<UploadOutcome> waiting;
+        try
+        {
+            await holder.Events.FetchForExclusiveWriting<PamSession>(locked);
+            waiting = commits.CommitAsync(await Ready(locked, 0, Lines(0, 1)), CancellationToken.None);
+            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+
+            var outcomes = await Task.WhenAll(others.Select(async s => await commits.CommitAsync(await Ready(s, 0, Lines(0, 1)), CancellationToken.None)))
+                .WaitAsync(TimeSpan.FromSeconds(10));
+
+            outcomes.ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+            waiting.IsCompleted.ShouldBeFalse();
+        }
+        finally
+        {
+            await holder.DisposeAsync();
+        }
+
+        (await waiting.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
+    }
+
+    private async Task<long> SessionsWaitingOnLocksAsync()
+    {
+        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the condition never held");
+            await Task.Delay(20);
+        }
+    }
+
+    [Fact]
+    public async Task what_is_waiting_when_the_node_stops_is_still_committed_and_later_uploads_commit_alone()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => _org.CreateSessionAsync()));
+        var commits = NewCommits();
+        var waiting = (await Task.WhenAll(sessions.Select(s => Ready(s, 0, Lines(0, 1))))).Select(u => commits.CommitAsync(u, CancellationToken.None)).ToList();
+
+        await commits.DisposeAsync();
+
+        (await Task.WhenAll(waiting)).ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+        (await commits.CommitAsync(await Ready(sessions[0], 100, Lines(1, 1)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
+    }
+
+    [Fact]
+    public async Task an_upload_for_another_gateways_or_a_missing_session_is_refused_without_touching_the_group()
+    {
+        var mine = await _org.CreateSessionAsync();
+        var theirs = await _org.CreateSessionAsync(gatewayId: "gw-2");
+        await using var commits = NewCommits();
+
+        var outcomes = await Task.WhenAll(
+            commits.CommitAsync(await Ready(mine, 0, Lines(0, 1)), CancellationToken.None),
+            commits.CommitAsync(await Ready(theirs, 0, Lines(0, 1)), CancellationToken.None),
+            commits.CommitAsync(await Ready(Guid.NewGuid(), 0, Lines(0, 1)), CancellationToken.None));
+
+        outcomes.ShouldBe([new UploadOutcome.Stored(0), new UploadOutcome.OtherGateway(), new UploadOutcome.NoSuchSession()]);
+        (await StoredEvents([theirs])).Select(e => e.Type).ShouldBe(["session_started"]);
+    }
+}
