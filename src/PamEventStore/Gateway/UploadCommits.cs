@@ -1,6 +1,8 @@
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using JasperFx.Events;
 using Marten;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using PamEventStore.Crypto;
 using PamEventStore.Security;
@@ -43,8 +45,15 @@ public abstract record UploadOutcome
 /// </remarks>
 public sealed class UploadCommits : IAsyncDisposable
 {
+    /// <summary>The meter of <c>pam.uploads.sessions_per_commit</c> (e.g. <c>dotnet-counters monitor --counters PamEventStore.Uploads</c>).</summary>
+    public const string MeterName = "PamEventStore.Uploads";
+
+    private static readonly Meter Meter = new(MeterName);
+    private static readonly Histogram<int> SessionsPerCommit = Meter.CreateHistogram<int>("pam.uploads.sessions_per_commit", "{session}", "Sessions whose uploads one transaction decided and committed");
+
     private readonly IDocumentStore _store;
     private readonly TimeProvider _clock;
+    private readonly ILogger<UploadCommits> _logger;
     private readonly UploadOptions _options;
     private readonly Channel<WaitingUpload> _queue = Channel.CreateUnbounded<WaitingUpload>();
     private readonly Lock _taking = new();
@@ -52,10 +61,11 @@ public sealed class UploadCommits : IAsyncDisposable
     private readonly HashSet<(string OrgId, Guid SessionId)> _writing = [];
     private readonly Task[] _writers;
 
-    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options)
+    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger)
     {
         _store = store;
         _clock = clock;
+        _logger = logger;
         _options = options.Value;
         _writers = Enumerable.Range(0, Math.Max(1, _options.CommitWriters)).Select(_ => Task.Run(WriteGroupsAsync)).ToArray();
     }
@@ -80,9 +90,10 @@ public sealed class UploadCommits : IAsyncDisposable
             var outcomes = await CommitGroupAsync(group[0].Upload.Caller.OrgId, group.Select(w => w.Upload).ToArray());
             for (var i = 0; i < group.Count; i++) group[i].Outcome.TrySetResult(outcomes[i]);
         }
-        catch (Exception) when (group.Count > 1)
+        catch (Exception failure) when (group.Count > 1)
         {
             // Nothing of the group was committed: each upload on its own, so each gets its own answer.
+            _logger.LogWarning(failure, "A transaction of {Count} sessions' uploads failed; each is retried in a transaction of its own", group.Count);
             foreach (var waiting in group) await CommitAsync([waiting]);
         }
         catch (Exception failure)
@@ -115,6 +126,7 @@ public sealed class UploadCommits : IAsyncDisposable
         }
 
         if (appended) await db.SaveChangesAsync();
+        SessionsPerCommit.Record(uploads.Length);
         return outcomes;
     }
 

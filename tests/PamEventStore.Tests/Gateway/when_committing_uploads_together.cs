@@ -1,6 +1,7 @@
 using System.Text;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PamEventStore.Crypto;
@@ -26,7 +27,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
     /// <summary>A committer of its own, like another node's, with the host's store and options.</summary>
     private UploadCommits NewCommits(int writers = 1, int maxSessions = 32) =>
-        new(Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }));
+        new(Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }), NullLogger<UploadCommits>.Instance);
 
     private async Task<ReadyUpload> Ready(Guid sessionId, long startOffset, string events, string orgId = "", string gatewayId = Org.Gateway)
     {
@@ -68,6 +69,29 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         // Handed over within microseconds while a transaction takes milliseconds: at most the first
         // is written alone, the rest wait for the next transaction together.
         batches.Select(b => b.Transaction).Distinct().Count().ShouldBeLessThanOrEqualTo(5);
+    }
+
+    [Fact]
+    public async Task a_transaction_holds_no_more_sessions_than_configured_and_its_size_is_measured()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => _org.CreateSessionAsync()));
+        var uploads = await Task.WhenAll(sessions.Select(s => Ready(s, 0, Lines(0, 1))));
+        var measured = new System.Collections.Concurrent.ConcurrentBag<int>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == UploadCommits.MeterName) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((_, value, _, _) => measured.Add(value));
+        listener.Start();
+        await using var commits = NewCommits(maxSessions: 4);
+
+        (await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)))).ShouldAllBe(o => o is UploadOutcome.Stored);
+
+        var transactions = (await StoredEvents(sessions)).Where(e => e.Type == "batch_uploaded").GroupBy(e => e.Transaction).Select(t => t.Count()).ToList();
+        transactions.Sum().ShouldBe(20);
+        transactions.Max().ShouldBe(4);
+        measured.ShouldContain(4);
     }
 
     [Fact]
