@@ -4,6 +4,7 @@ using JasperFx.Events;
 using Marten;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Npgsql;
 using PamEventStore.Crypto;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
@@ -73,10 +74,10 @@ public sealed class UploadCommits : IAsyncDisposable
     /// <summary>Decides and commits the upload with whatever else is waiting; the outcome once it is durable.</summary>
     public Task<UploadOutcome> CommitAsync(ReadyUpload upload, CancellationToken ct)
     {
-        var waiting = new WaitingUpload(upload);
+        // A caller that goes away before its upload is taken into a group takes it away with it, as a
+        // request cancelled before its transaction would; once taken, it is decided and committed.
+        var waiting = new WaitingUpload(upload, ct);
         if (!_queue.Writer.TryWrite(waiting)) return CommitAloneAsync(upload);
-
-        // A caller that goes away stops waiting; its upload is still decided, like any retry would be.
         return waiting.Outcome.Task.WaitAsync(ct);
     }
 
@@ -90,17 +91,21 @@ public sealed class UploadCommits : IAsyncDisposable
             var outcomes = await CommitGroupAsync(group[0].Upload.Caller.OrgId, group.Select(w => w.Upload).ToArray());
             for (var i = 0; i < group.Count; i++) group[i].Outcome.TrySetResult(outcomes[i]);
         }
-        catch (Exception failure) when (group.Count > 1)
+        catch (Exception failure) when (group.Count > 1 && !IsDatabaseUnavailable(failure))
         {
             // Nothing of the group was committed: each upload on its own, so each gets its own answer.
             _logger.LogWarning(failure, "A transaction of {Count} sessions' uploads failed; each is retried in a transaction of its own", group.Count);
-            foreach (var waiting in group) await CommitAsync([waiting]);
+            foreach (var waiting in group.Where(w => !w.Abandoned.IsCancellationRequested)) await CommitAsync([waiting]);
+            foreach (var waiting in group) waiting.Outcome.TrySetCanceled(waiting.Abandoned);
         }
         catch (Exception failure)
         {
-            group[0].Outcome.TrySetException(failure);
+            // The database, not an upload, failed (or there was only one): each of them would fail the same alone.
+            foreach (var waiting in group) waiting.Outcome.TrySetException(failure);
         }
     }
+
+    private static bool IsDatabaseUnavailable(Exception failure) => failure is NpgsqlException { IsTransient: true } or TimeoutException;
 
     /// <returns>The outcome of each upload, in the order given; all of one org, each of another session.</returns>
     private async Task<UploadOutcome[]> CommitGroupAsync(string orgId, ReadyUpload[] uploads)
@@ -197,6 +202,12 @@ public sealed class UploadCommits : IAsyncDisposable
 
             void Take(WaitingUpload waiting)
             {
+                if (waiting.Abandoned.IsCancellationRequested)
+                {
+                    waiting.Outcome.TrySetCanceled(waiting.Abandoned);
+                    return;
+                }
+
                 var key = Key(waiting);
                 if (group.Count < _options.MaxSessionsPerCommit && !passed.Contains(key) && _writing.Add(key)) group.Add(waiting);
                 else
@@ -219,7 +230,7 @@ public sealed class UploadCommits : IAsyncDisposable
         await Task.WhenAll(_writers);
     }
 
-    private sealed record WaitingUpload(ReadyUpload Upload)
+    private sealed record WaitingUpload(ReadyUpload Upload, CancellationToken Abandoned)
     {
         public TaskCompletionSource<UploadOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }

@@ -1,7 +1,9 @@
 using System.Text;
 using Marten;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using PamEventStore.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using PamEventStore.Crypto;
@@ -26,8 +28,22 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
     private IDocumentStore Documents => store.Host.Services.GetRequiredService<IDocumentStore>();
 
     /// <summary>A committer of its own, like another node's, with the host's store and options.</summary>
-    private UploadCommits NewCommits(int writers = 1, int maxSessions = 32) =>
-        new(Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }), NullLogger<UploadCommits>.Instance);
+    private UploadCommits NewCommits(int writers = 1, int maxSessions = 32, IDocumentStore? documents = null, ILogger<UploadCommits>? logger = null) =>
+        new(documents ?? Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }), logger ?? NullLogger<UploadCommits>.Instance);
+
+    private sealed class CountingLogger : ILogger<UploadCommits>
+    {
+        public int Warnings;
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (logLevel == LogLevel.Warning) Interlocked.Increment(ref Warnings);
+        }
+    }
 
     private async Task<ReadyUpload> Ready(Guid sessionId, long startOffset, string events, string orgId = "", string gatewayId = Org.Gateway)
     {
@@ -201,6 +217,50 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             if (DateTime.UtcNow > deadline) throw new TimeoutException("the condition never held");
             await Task.Delay(20);
         }
+    }
+
+    [Fact]
+    public async Task an_upload_whose_caller_went_away_before_it_was_taken_is_not_written()
+    {
+        var locked = await _org.CreateSessionAsync();
+        var abandoned = await _org.CreateSessionAsync();
+        await using var commits = NewCommits(writers: 1);
+        using var callerGone = new CancellationTokenSource();
+
+        var holder = Documents.LightweightSession(_org.Id);
+        Task<UploadOutcome> first, second;
+        try
+        {
+            // The only writer waits on a lock, so the next upload stays queued while its caller leaves.
+            await holder.Events.FetchForExclusiveWriting<PamSession>(locked);
+            first = commits.CommitAsync(await Ready(locked, 0, Lines(0, 1)), CancellationToken.None);
+            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            second = commits.CommitAsync(await Ready(abandoned, 0, Lines(0, 1)), callerGone.Token);
+            await callerGone.CancelAsync();
+        }
+        finally
+        {
+            await holder.DisposeAsync();
+        }
+
+        (await first.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
+        await Should.ThrowAsync<OperationCanceledException>(second);
+        await commits.CommitAsync(await Ready(locked, 100, Lines(1, 1)), CancellationToken.None);
+        (await StoredEvents([abandoned])).Select(e => e.Type).ShouldBe(["session_started"]);
+    }
+
+    [Fact]
+    public async Task when_the_database_is_unreachable_every_upload_of_the_group_fails_at_once_without_retrying_each()
+    {
+        using var unreachable = DocumentStore.For(opts => opts.ConfigurePamStore("Host=127.0.0.1;Port=1;Database=none;Username=none;Timeout=2"));
+        var logger = new CountingLogger();
+        var uploads = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => Ready(Guid.NewGuid(), 0, Lines(0, 1))));
+        await using var commits = NewCommits(documents: unreachable, logger: logger);
+
+        var attempts = uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)).ToList();
+
+        foreach (var attempt in attempts) await Should.ThrowAsync<NpgsqlException>(attempt.WaitAsync(TimeSpan.FromSeconds(20)));
+        logger.Warnings.ShouldBe(0);
     }
 
     [Fact]
