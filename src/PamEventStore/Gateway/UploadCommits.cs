@@ -62,6 +62,9 @@ public sealed class UploadCommits : IAsyncDisposable
     private readonly HashSet<(string OrgId, Guid SessionId)> _writing = [];
     private readonly Task[] _writers;
 
+    /// <summary>Transactions of different orgs one writer runs at once.</summary>
+    private const int TransactionsPerWriter = 4;
+
     public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger)
     {
         _store = store;
@@ -105,7 +108,30 @@ public sealed class UploadCommits : IAsyncDisposable
         }
     }
 
-    private static bool IsDatabaseUnavailable(Exception failure) => failure is NpgsqlException { IsTransient: true } or TimeoutException;
+    /// <summary>
+    /// The connection or the server failed, not anything an upload holds: trying each upload alone would
+    /// only fail again, one timeout after another. A deadlock, a serialization failure or a lock timeout
+    /// is not this: those are retried upload by upload.
+    /// </summary>
+    private static bool IsDatabaseUnavailable(Exception failure)
+    {
+        // Marten wraps what Npgsql throws once a connection is open: look through the whole chain.
+        for (var cause = failure; cause is not null; cause = cause.InnerException)
+        {
+            switch (cause)
+            {
+                case PostgresException server:
+                    return server.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exception
+                           || server.SqlState.StartsWith("53", StringComparison.Ordinal) // insufficient resources
+                           || server.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow;
+                case NpgsqlException { IsTransient: true }:
+                case TimeoutException:
+                    return true;
+            }
+        }
+
+        return false;
+    }
 
     /// <returns>The outcome of each upload, in the order given; all of one org, each of another session.</returns>
     private async Task<UploadOutcome[]> CommitGroupAsync(string orgId, ReadyUpload[] uploads)
@@ -170,11 +196,27 @@ public sealed class UploadCommits : IAsyncDisposable
             var group = TakeGroup();
             if (group.Count > 0)
             {
-                // One transaction per org (each org is its own tenant), written side by side.
-                await Task.WhenAll(group.GroupBy(w => w.Upload.Caller.OrgId, StringComparer.Ordinal).Select(org => CommitAsync(org.ToList())));
-                lock (_taking)
+                try
                 {
-                    foreach (var waiting in group) _writing.Remove(Key(waiting));
+                    // A transaction per org (each org is its own tenant), a few side by side: a group of
+                    // many orgs' uploads must not take every pooled connection at once.
+                    await Parallel.ForEachAsync(
+                        group.GroupBy(w => w.Upload.Caller.OrgId, StringComparer.Ordinal),
+                        new ParallelOptions { MaxDegreeOfParallelism = TransactionsPerWriter },
+                        async (org, _) => await CommitAsync(org.ToList()));
+                }
+                catch (Exception failure)
+                {
+                    // CommitAsync answers every upload itself; should anything else fail, no upload waits forever.
+                    _logger.LogError(failure, "A group of {Count} uploads failed outside its transactions", group.Count);
+                    foreach (var waiting in group) waiting.Outcome.TrySetException(failure);
+                }
+                finally
+                {
+                    lock (_taking)
+                    {
+                        foreach (var waiting in group) _writing.Remove(Key(waiting));
+                    }
                 }
 
                 continue;
@@ -223,7 +265,10 @@ public sealed class UploadCommits : IAsyncDisposable
 
     private static (string OrgId, Guid SessionId) Key(WaitingUpload waiting) => (waiting.Upload.Caller.OrgId, waiting.Upload.SessionId);
 
-    /// <summary>What is queued is still written; uploads after that commit on their own.</summary>
+    /// <summary>
+    /// What is queued is still written. The host disposes this once it has stopped serving requests;
+    /// an upload after that (a tool, a test) commits on its own, outside any group.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         _queue.Writer.TryComplete();

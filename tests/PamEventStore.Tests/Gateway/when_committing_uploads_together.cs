@@ -45,23 +45,23 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         }
     }
 
-    private async Task<ReadyUpload> Ready(Guid sessionId, long startOffset, string events, string orgId = "", string gatewayId = Org.Gateway)
+    private async Task<ReadyUpload> Ready(Guid sessionId, long startOffset, string events, string orgId = "", string gatewayId = Org.Gateway, Org? callerOrg = null)
     {
-        orgId = orgId.Length > 0 ? orgId : _org.Id;
+        orgId = orgId.Length > 0 ? orgId : (callerOrg ?? _org).Id;
         RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes(events), out var content, out var error).ShouldBeTrue(error?.ToString());
         var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(orgId, CancellationToken.None);
-        var caller = new Caller(_org.Id, "gateway-identity", "gateway", gatewayId, new HashSet<string>(), null, "test");
+        var caller = new Caller((callerOrg ?? _org).Id, "gateway-identity", "gateway", gatewayId, new HashSet<string>(), null, "test");
         return new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, null, content!, sealing.Fingerprint), sealing);
     }
 
-    private async Task<List<(Guid Stream, long Version, string Type, long Transaction)>> StoredEvents(IEnumerable<Guid> sessions)
+    private async Task<List<(Guid Stream, long Version, string Type, long Transaction)>> StoredEvents(IEnumerable<Guid> sessions, Org? org = null)
     {
         await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(
             "select stream_id, version, type, xmin::text::bigint from pam.mt_events where tenant_id = @tenant and stream_id = any(@streams) order by stream_id, version",
             connection);
-        command.Parameters.AddWithValue("tenant", _org.Id);
+        command.Parameters.AddWithValue("tenant", (org ?? _org).Id);
         command.Parameters.AddWithValue("streams", sessions.ToArray());
         var rows = new List<(Guid, long, string, long)>();
         await using var reader = await command.ExecuteReaderAsync();
@@ -85,6 +85,23 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         // Handed over within microseconds while a transaction takes milliseconds: at most the first
         // is written alone, the rest wait for the next transaction together.
         batches.Select(b => b.Transaction).Distinct().Count().ShouldBeLessThanOrEqualTo(5);
+    }
+
+    [Fact]
+    public async Task uploads_of_many_orgs_handed_over_at_once_are_each_stored_under_their_own_org()
+    {
+        var orgs = Enumerable.Range(0, 9).Select(_ => store.NewOrg()).ToList();
+        var sessions = await Task.WhenAll(orgs.SelectMany(org => new[] { org, org }).Select(async org => (Org: org, Session: await org.CreateSessionAsync())));
+        var uploads = await Task.WhenAll(sessions.Select(s => Ready(s.Session, 0, Lines(0, 1), callerOrg: s.Org)));
+        await using var commits = NewCommits();
+
+        (await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)))).ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+
+        foreach (var org in orgs)
+        {
+            var own = sessions.Where(s => s.Org == org).Select(s => s.Session).ToList();
+            (await StoredEvents(sessions.Select(s => s.Session), org)).Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(own, ignoreOrder: true);
+        }
     }
 
     [Fact]
@@ -261,6 +278,51 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
         foreach (var attempt in attempts) await Should.ThrowAsync<NpgsqlException>(attempt.WaitAsync(TimeSpan.FromSeconds(20)));
         logger.Warnings.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task when_the_database_drops_a_groups_connection_its_uploads_fail_at_once_without_retrying_each()
+    {
+        var first = await _org.CreateSessionAsync();
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => _org.CreateSessionAsync()));
+        var logger = new CountingLogger();
+        await using var commits = NewCommits(writers: 1, logger: logger);
+
+        var holder = Documents.LightweightSession(_org.Id);
+        try
+        {
+            // The writer waits on the first session's lock while the next three queue up as one group,
+            // which then waits on the lock of one of its sessions; each wait ends with its backend killed.
+            await holder.Events.FetchForExclusiveWriting<PamSession>(first);
+            await holder.Events.FetchForExclusiveWriting<PamSession>(sessions[0]);
+            var alone = commits.CommitAsync(await Ready(first, 0, Lines(0, 1)), CancellationToken.None);
+            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            var group = await Task.WhenAll(sessions.Select(async s => await Ready(s, 0, Lines(0, 1))));
+            var grouped = group.Select(u => commits.CommitAsync(u, CancellationToken.None)).ToList();
+
+            await TerminateBackendsWaitingOnLocksAsync();
+            await Should.ThrowAsync<Exception>(alone.WaitAsync(TimeSpan.FromSeconds(10)));
+            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            await TerminateBackendsWaitingOnLocksAsync();
+
+            foreach (var upload in grouped) await Should.ThrowAsync<Exception>(upload.WaitAsync(TimeSpan.FromSeconds(10)));
+            logger.Warnings.ShouldBe(0);
+        }
+        finally
+        {
+            await holder.DisposeAsync();
+        }
+
+        (await StoredEvents(sessions)).ShouldAllBe(e => e.Type == "session_started");
+    }
+
+    private async Task TerminateBackendsWaitingOnLocksAsync()
+    {
+        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()", connection);
+        ((long)(await command.ExecuteScalarAsync())!).ShouldBeGreaterThan(0);
     }
 
     [Fact]
