@@ -54,7 +54,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         return new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, null, content!, sealing.Fingerprint), sealing);
     }
 
-    private async Task<List<(Guid Stream, long Version, string Type, long Transaction)>> StoredEvents(IEnumerable<Guid> sessions, Org? org = null)
+    private async Task<List<(Guid Stream, long Version, string Type, long Transaction)>> EventRows(IEnumerable<Guid> sessions, Org? org = null)
     {
         await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
         await connection.OpenAsync();
@@ -79,7 +79,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         var outcomes = await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)));
 
         outcomes.ShouldAllBe(o => o == new UploadOutcome.Stored(0));
-        var batches = (await StoredEvents(sessions)).Where(e => e.Type == "batch_uploaded").ToList();
+        var batches = (await EventRows(sessions)).Where(e => e.Type == "batch_uploaded").ToList();
         batches.Select(b => b.Stream).ShouldBe(sessions.Order(), ignoreOrder: true);
 
         // Handed over within microseconds while a transaction takes milliseconds: at most the first
@@ -100,7 +100,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         foreach (var org in orgs)
         {
             var own = sessions.Where(s => s.Org == org).Select(s => s.Session).ToList();
-            (await StoredEvents(sessions.Select(s => s.Session), org)).Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(own, ignoreOrder: true);
+            (await EventRows(sessions.Select(s => s.Session), org)).Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(own, ignoreOrder: true);
         }
     }
 
@@ -121,7 +121,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
         (await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)))).ShouldAllBe(o => o is UploadOutcome.Stored);
 
-        var transactions = (await StoredEvents(sessions)).Where(e => e.Type == "batch_uploaded").GroupBy(e => e.Transaction).Select(t => t.Count()).ToList();
+        var transactions = (await EventRows(sessions)).Where(e => e.Type == "batch_uploaded").GroupBy(e => e.Transaction).Select(t => t.Count()).ToList();
         transactions.Sum().ShouldBe(20);
         transactions.Max().ShouldBe(4);
         measured.ShouldContain(4);
@@ -158,7 +158,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
         await Should.ThrowAsync<ArgumentException>(failing);
         outcomes.ShouldAllBe(o => o == new UploadOutcome.Stored(0));
-        var stored = await StoredEvents(sessions);
+        var stored = await EventRows(sessions);
         stored.Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(sessions.Skip(1), ignoreOrder: true);
         stored.ShouldNotContain(e => e.Stream == sessions[0] && e.Type != "session_started");
     }
@@ -180,7 +180,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             outcomes.Count(o => o is UploadOutcome.AlreadyStored).ShouldBe(3 * sessions.Length, $"round {round}");
         }
 
-        var stored = await StoredEvents(sessions);
+        var stored = await EventRows(sessions);
         foreach (var session in sessions)
         {
             stored.Count(e => e.Stream == session && e.Type == "batch_uploaded").ShouldBe(5);
@@ -202,7 +202,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         {
             await holder.Events.FetchForExclusiveWriting<PamSession>(locked);
             waiting = commits.CommitAsync(await Ready(locked, 0, Lines(0, 1)), CancellationToken.None);
-            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            await UntilAWriterWaitsOnALockAsync();
 
             var outcomes = await Task.WhenAll(others.Select(async s => await commits.CommitAsync(await Ready(s, 0, Lines(0, 1)), CancellationToken.None)))
                 .WaitAsync(TimeSpan.FromSeconds(10));
@@ -218,13 +218,11 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         (await waiting.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
     }
 
-    private async Task<long> SessionsWaitingOnLocksAsync()
-    {
-        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("select count(*) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()", connection);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
+    private const string BackendsWaitingOnLocks = "from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()";
+
+    /// <summary>Until a writer's transaction is waiting on a stream lock held elsewhere.</summary>
+    private Task UntilAWriterWaitsOnALockAsync() =>
+        WaitUntilAsync(async () => await StoredEvents.ScalarAsync<long>(store, "select count(*) " + BackendsWaitingOnLocks) > 0);
 
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
@@ -251,7 +249,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             // The only writer waits on a lock, so the next upload stays queued while its caller leaves.
             await holder.Events.FetchForExclusiveWriting<PamSession>(locked);
             first = commits.CommitAsync(await Ready(locked, 0, Lines(0, 1)), CancellationToken.None);
-            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            await UntilAWriterWaitsOnALockAsync();
             second = commits.CommitAsync(await Ready(abandoned, 0, Lines(0, 1)), callerGone.Token);
             await callerGone.CancelAsync();
         }
@@ -263,7 +261,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         (await first.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
         await Should.ThrowAsync<OperationCanceledException>(second);
         await commits.CommitAsync(await Ready(locked, 100, Lines(1, 1)), CancellationToken.None);
-        (await StoredEvents([abandoned])).Select(e => e.Type).ShouldBe(["session_started"]);
+        (await EventRows([abandoned])).Select(e => e.Type).ShouldBe(["session_started"]);
     }
 
     [Fact]
@@ -296,13 +294,13 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             await holder.Events.FetchForExclusiveWriting<PamSession>(first);
             await holder.Events.FetchForExclusiveWriting<PamSession>(sessions[0]);
             var alone = commits.CommitAsync(await Ready(first, 0, Lines(0, 1)), CancellationToken.None);
-            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            await UntilAWriterWaitsOnALockAsync();
             var group = await Task.WhenAll(sessions.Select(async s => await Ready(s, 0, Lines(0, 1))));
             var grouped = group.Select(u => commits.CommitAsync(u, CancellationToken.None)).ToList();
 
             await TerminateBackendsWaitingOnLocksAsync();
             await Should.ThrowAsync<Exception>(alone.WaitAsync(TimeSpan.FromSeconds(10)));
-            await WaitUntilAsync(async () => await SessionsWaitingOnLocksAsync() > 0);
+            await UntilAWriterWaitsOnALockAsync();
             await TerminateBackendsWaitingOnLocksAsync();
 
             foreach (var upload in grouped) await Should.ThrowAsync<Exception>(upload.WaitAsync(TimeSpan.FromSeconds(10)));
@@ -313,17 +311,11 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             await holder.DisposeAsync();
         }
 
-        (await StoredEvents(sessions)).ShouldAllBe(e => e.Type == "session_started");
+        (await EventRows(sessions)).ShouldAllBe(e => e.Type == "session_started");
     }
 
-    private async Task TerminateBackendsWaitingOnLocksAsync()
-    {
-        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(
-            "select count(pg_terminate_backend(pid)) from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()", connection);
-        ((long)(await command.ExecuteScalarAsync())!).ShouldBeGreaterThan(0);
-    }
+    private async Task TerminateBackendsWaitingOnLocksAsync() =>
+        (await StoredEvents.ScalarAsync<long>(store, "select count(pg_terminate_backend(pid)) " + BackendsWaitingOnLocks)).ShouldBeGreaterThan(0);
 
     [Fact]
     public async Task what_is_waiting_when_the_node_stops_is_still_committed_and_later_uploads_commit_alone()
@@ -351,6 +343,6 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
             commits.CommitAsync(await Ready(Guid.NewGuid(), 0, Lines(0, 1)), CancellationToken.None));
 
         outcomes.ShouldBe([new UploadOutcome.Stored(0), new UploadOutcome.OtherGateway(), new UploadOutcome.NoSuchSession()]);
-        (await StoredEvents([theirs])).Select(e => e.Type).ShouldBe(["session_started"]);
+        (await EventRows([theirs])).Select(e => e.Type).ShouldBe(["session_started"]);
     }
 }

@@ -37,13 +37,19 @@ public static class StoredEvents
         }
     }
 
-    public static async Task<int> ExecuteAsync(PamStoreHost store, string sql, params (string Name, object Value)[] parameters)
+    public static Task<int> ExecuteAsync(PamStoreHost store, string sql, params (string Name, object Value)[] parameters) =>
+        WithCommandAsync(store, sql, parameters, command => command.ExecuteNonQueryAsync());
+
+    public static Task<T> ScalarAsync<T>(PamStoreHost store, string sql, params (string Name, object Value)[] parameters) =>
+        WithCommandAsync(store, sql, parameters, async command => (T)(await command.ExecuteScalarAsync())!);
+
+    private static async Task<T> WithCommandAsync<T>(PamStoreHost store, string sql, (string Name, object Value)[] parameters, Func<NpgsqlCommand, Task<T>> run)
     {
         await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         foreach (var (name, value) in parameters) command.Parameters.AddWithValue(name, value);
-        return await command.ExecuteNonQueryAsync();
+        return await run(command);
     }
 
     /// <summary>The mt_events row holding batch <paramref name="sequence"/> of a session.</summary>
