@@ -39,7 +39,7 @@ public sealed record BenchmarkSize(bool Quick)
 /// simulator driving it over loopback, and the raw-table baseline on the same cluster with the same
 /// payload bytes and concurrency, one after the other in the same run.
 /// </summary>
-public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log, string? only = null)
+public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log, string? only = null, bool profileStatements = false)
 {
     /// <summary>The phases <c>--only</c> can pick, to profile or compare one change without a whole run.</summary>
     public static readonly string[] Phases = ["ingest", "latency", "pages"];
@@ -51,6 +51,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private long _rawPayloadBytes;
     private CpuMeter _cpu = null!;
     private string _connectionString = "";
+    private StatementProfile? _statements;
 
     public async Task<BenchmarkResults> RunAsync()
     {
@@ -60,7 +61,9 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         await using var cluster = await PostgresCluster.StartAsync(PostgresClusterOptions.InTempDirectory("pamstore-bench") with
         {
             Durable = durable,
-            Settings = new Dictionary<string, string> { ["max_connections"] = "300" },
+            Settings = new Dictionary<string, string> { ["max_connections"] = "300" }
+                .Concat(profileStatements ? StatementProfile.ClusterSettings : [])
+                .ToDictionary(),
         });
         var pgSettings = await ServerSettingsAsync(cluster.ConnectionString);
         log($"PostgreSQL {cluster.ServerVersion} on 127.0.0.1:{cluster.Port}: " + string.Join(", ", pgSettings.Select(s => $"{s.Key}={s.Value}")));
@@ -91,6 +94,13 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
         _cpu = new CpuMeter(service.ProcessId, Path.Combine(cluster.Directory, "data"));
         _connectionString = cluster.ConnectionString;
+        if (profileStatements)
+        {
+            _statements = new StatementProfile(cluster.ConnectionString, "bench-results");
+            await _statements.StartAsync();
+            log("profiling statements (pg_stat_statements, auto_explain): the figures of this run are not the ones to judge");
+        }
+
         var figures = new List<Figure>();
         await WarmUpAsync(api, tokens, org, raw);
 
@@ -110,6 +120,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         }
 
         figures.Add(PeakRss(service.ProcessId));
+        _statements?.KeepPlans(Path.Combine(cluster.Directory, "server.log"));
 
         if (Directory.Exists(dataDirectory)) Directory.Delete(dataDirectory, recursive: true);
         return new BenchmarkResults((size.Quick ? "quick" : "full") + (only is null ? "" : $" ({only} only)"), started, clock.Elapsed.TotalSeconds, Machine(cluster), pgSettings, figures, _details);
@@ -154,12 +165,16 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
         var cpuBefore = _cpu.Read();
         var walBefore = await WalPositionAsync();
+        await ResetStatementsAsync();
         var (rawElapsed, rawInserted) = await raw.InsertAsync(plans, size.Gateways);
+        await ReportStatementsAsync("ingest-raw", batches, "insert");
         var cpuBetween = _cpu.Read();
         var walBetween = await WalPositionAsync();
         var clientBefore = Environment.CpuUsage.TotalTime;
         _rawPayloadBytes += bytes;
+        await ResetStatementsAsync();
         var service = await ServiceUploadAsync(api, tokens, org, plans, size.Gateways, countBytes: true);
+        await ReportStatementsAsync("ingest-service", batches, "upload");
         var cpuAfter = _cpu.Read();
         var walAfter = await WalPositionAsync();
         _details["raw_wal_bytes_per_batch"] = (double)(walBetween - walBefore) / batches;
@@ -200,6 +215,16 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         return (
             new Figure("ingest", $"ingest uploads/s, {size.Gateways} concurrent gateways", rate, "/s", rawRate, rate / rawRate, ">= 0.40", rate / rawRate >= 0.40),
             new Figure("duplicates", "duplicate retries/s (same batch re-sent)", dupRate, "/s", rawDupRate, dupRate / rawDupRate, ">= 0.50", dupRate / rawDupRate >= 0.50));
+    }
+
+    private async Task ResetStatementsAsync()
+    {
+        if (_statements is not null) await _statements.ResetAsync();
+    }
+
+    private async Task ReportStatementsAsync(string phase, int units, string unit)
+    {
+        if (_statements is not null) log("\n" + await _statements.ReportAsync(phase, units, unit));
     }
 
     private async Task<Figure> LatencyAtLoadAsync(PamApiClient api, DevelopmentTokens tokens, string org, RawBaseline raw, double rate)
@@ -328,6 +353,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
         await Task.Delay(TimeSpan.FromSeconds(1));
 
+        await ResetStatementsAsync();
         for (var i = 0; i < size.PageRepeats; i++)
         {
             first.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, 0)));
@@ -336,6 +362,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
             rawDeep.Add(await TimeAsync(() => raw.ReadPageAsync(connection, plan.SessionId, deepOffset, 100)));
         }
 
+        await ReportStatementsAsync("pages", size.PageRepeats * 2, "page");
         var (pageFirst, pageDeep, rawPageFirst, rawPageDeep) = (Median(first.ToArray()), Median(deep.ToArray()), Median(rawFirst.ToArray()), Median(rawDeep.ToArray()));
         var vsRaw = Math.Max(pageFirst / rawPageFirst, pageDeep / rawPageDeep);
         _details["page_at_0_ms"] = pageFirst;

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
-// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--out bench-results/latest.json]
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--statements] [--out bench-results/latest.json]
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
 
 if (args is ["verify", var file])
@@ -41,7 +41,7 @@ var output = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : 
 Console.Error.WriteLine("warning: a Debug build; figures are only meaningful with -c Release");
 #endif
 
-var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"), only);
+var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"), only, args.Contains("--statements"));
 var results = await run.RunAsync();
 results.Print(Console.Out);
 await results.WriteAsync(output);
