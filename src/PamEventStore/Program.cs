@@ -32,7 +32,7 @@ builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.S
     .ValidateOnStart();
 builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
     .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
-    .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0, "Uploads:CommitWriters and Uploads:MaxSessionsPerCommit must be positive.")
+    .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
     .ValidateOnStart();
 
 // Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.
@@ -49,6 +49,7 @@ builder.Services.AddSingleton<RecordingCipher>();
 builder.Services.AddSingleton<StoredBatchMemory>();
 builder.Services.AddSingleton<SessionBindings>();
 builder.Services.AddSingleton<UploadCommits>();
+builder.Services.AddSingleton<UploadAdmission>();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

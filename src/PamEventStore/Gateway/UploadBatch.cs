@@ -40,6 +40,7 @@ public static class UploadBatchEndpoint
         SessionBindings sessions,
         StoredBatchMemory memory,
         UploadCommits commits,
+        UploadAdmission admission,
         IOptions<UploadOptions> options,
         CancellationToken ct)
     {
@@ -48,7 +49,12 @@ public static class UploadBatchEndpoint
 
         if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
 
-        var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxBatchBytes, ct);
+        // Held until the answer is decided: a node whose database stalls turns uploads away instead of holding them all.
+        var limit = options.Value.MaxBatchBytes;
+        using var admitted = admission.TryAdmit(Math.Min(request.ContentLength ?? limit, limit));
+        if (admitted is null) return Busy(request, admission);
+
+        var (body, bodyProblem) = await RequestBody.ReadAsync(request, limit, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
 
         // An exact retry of what this node stored: the answer cannot have changed since.
@@ -77,6 +83,15 @@ public static class UploadBatchEndpoint
     }
 
     private static readonly IResult Duplicate = Results.Ok(new BatchReceipt(true, true, null));
+
+    /// <summary>Seconds a turned-away gateway is asked to wait; an Infisical gateway retries on its next 10-second tick anyway.</summary>
+    private const int RetryAfterSeconds = 1;
+
+    private static IResult Busy(HttpRequest request, UploadAdmission admission)
+    {
+        request.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
+        return Problems.Busy(admission.Limit, RetryAfterSeconds).ToResult();
+    }
 
     /// <summary>
     /// Strict: Wolverine's own binding would read "abc" or "-1" as 0 and store the batch at the

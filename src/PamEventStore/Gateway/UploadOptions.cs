@@ -25,6 +25,13 @@ public sealed class UploadOptions
     /// </summary>
     public int CommitWriters { get; set; } = Math.Max(2, Environment.ProcessorCount / 2);
 
+    /// <summary>
+    /// Most bytes of event batches a node holds at once, from reading to commit (<see cref="UploadAdmission"/>);
+    /// an upload past it is answered 503 before its body is read. Each held byte costs about two in memory
+    /// (the body and its parsed form). At 6 KB a batch, the default is several seconds of a busy node's uploads.
+    /// </summary>
+    public long MaxBytesInFlight { get; set; } = 32 * 1024 * 1024;
+
     /// <summary>Most sessions one transaction decides and commits together.</summary>
     public int MaxSessionsPerCommit { get; set; } = 32;
 }

@@ -43,6 +43,12 @@ public static class Problems
             $"The body exceeds the limit of {limit} bytes. Upload smaller batches.",
             new Dictionary<string, object?> { ["limit"] = limit });
 
+    /// <summary>What a node answers when it already holds its limit of uploads: nothing was stored, send it again later.</summary>
+    public static ProblemDetails Busy(long limit, int retryAfterSeconds) =>
+        Create(503, "busy", "The service is busy",
+            $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["limit"] = limit, ["retryAfter"] = retryAfterSeconds });
+
     public static ProblemDetails Unauthorized(string detail) =>
         Create(401, "unauthorized", "Authentication required", detail);
 

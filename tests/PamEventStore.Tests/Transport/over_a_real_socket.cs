@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
+using Npgsql;
 using PamEventStore.Security;
 using PamEventStore.Tests.Infrastructure;
 using static PamEventStore.Tests.Infrastructure.Recordings;
@@ -154,6 +156,47 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         finally
         {
             stalled.ForEach(response => response.Dispose());
+        }
+    }
+
+    [Fact]
+    public async Task while_the_database_stalls_uploads_past_the_limit_are_turned_away_and_the_others_stored_once_it_answers()
+    {
+        const int limit = 128 * 1024;
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings) { ["Uploads:MaxBytesInFlight"] = limit.ToString() });
+        var sessions = new List<Guid>();
+        for (var i = 0; i < 24; i++) sessions.Add(await CreateSession());
+        var events = Batch(Enumerable.Range(0, 40).Select(i => Terminal(i, $"line {i} {new string('x', 300)}\r\n")).ToArray());
+        var letIn = limit / Encoding.UTF8.GetByteCount(events);
+
+        // The database stalls: every session's stream is locked, as by a long transaction.
+        await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
+        await connection.OpenAsync();
+        await using var stall = await connection.BeginTransactionAsync();
+        await using (var lockStreams = new NpgsqlCommand("select id from pam.mt_streams where id = any(@ids) for update", connection, stall))
+        {
+            lockStreams.Parameters.AddWithValue("ids", sessions.ToArray());
+            await lockStreams.ExecuteNonQueryAsync();
+        }
+
+        var uploads = sessions.Select(s => SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{s}/event-batches?startOffset=0", Gateway, OctetStream(events))).ToList();
+        var waited = Stopwatch.StartNew();
+        while (uploads.Count(u => u.IsCompleted) < sessions.Count - letIn && waited.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(20);
+        await Task.Delay(200);
+
+        var turnedAway = uploads.Where(u => u.IsCompleted).ToList();
+        turnedAway.Count.ShouldBe(sessions.Count - letIn);
+        foreach (var reply in turnedAway) (await reply).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy").Response.Headers.RetryAfter.ShouldNotBeNull();
+
+        await stall.RollbackAsync();
+        for (var i = 0; i < sessions.Count; i++)
+        {
+            var reply = turnedAway.Contains(uploads[i])
+                ? await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{sessions[i]}/event-batches?startOffset=0", Gateway, OctetStream(events))
+                : await uploads[i];
+            reply.ShouldBeAccepted(0);
+            var stored = await Send(HttpMethod.Get, $"{Org.Sessions}/{sessions[i]}", User);
+            stored.Body.GetProperty("session").GetProperty("batchCount").GetInt32().ShouldBe(1);
         }
     }
 

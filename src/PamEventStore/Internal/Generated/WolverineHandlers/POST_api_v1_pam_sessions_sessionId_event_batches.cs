@@ -21,17 +21,19 @@ namespace Internal.Generated.WolverineHandlers
         private readonly Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> _optionsOfUploadOptions;
         private readonly PamEventStore.Crypto.RecordingCipher _recordingCipher;
         private readonly PamEventStore.Gateway.StoredBatchMemory _storedBatchMemory;
+        private readonly PamEventStore.Gateway.UploadAdmission _uploadAdmission;
         private readonly PamEventStore.Gateway.UploadCommits _uploadCommits;
         private readonly PamEventStore.Sessions.SessionBindings _sessionBindings;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public POST_api_v1_pam_sessions_sessionId_event_batches(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Gateway.StoredBatchMemory storedBatchMemory, PamEventStore.Gateway.UploadCommits uploadCommits, PamEventStore.Sessions.SessionBindings sessionBindings, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public POST_api_v1_pam_sessions_sessionId_event_batches(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Gateway.StoredBatchMemory storedBatchMemory, PamEventStore.Gateway.UploadAdmission uploadAdmission, PamEventStore.Gateway.UploadCommits uploadCommits, PamEventStore.Sessions.SessionBindings sessionBindings, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _optionsOfUploadOptions = optionsOfUploadOptions;
             _recordingCipher = recordingCipher;
             _storedBatchMemory = storedBatchMemory;
+            _uploadAdmission = uploadAdmission;
             _uploadCommits = uploadCommits;
             _sessionBindings = sessionBindings;
             _outboxedSessionFactory = outboxedSessionFactory;
@@ -69,7 +71,7 @@ namespace Internal.Generated.WolverineHandlers
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Gateway.UploadBatchEndpoint.Post(sessionId, httpContext.Request, documentSession, caller, _recordingCipher, _sessionBindings, _storedBatchMemory, _uploadCommits, _optionsOfUploadOptions, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Gateway.UploadBatchEndpoint.Post(sessionId, httpContext.Request, documentSession, caller, _recordingCipher, _sessionBindings, _storedBatchMemory, _uploadCommits, _uploadAdmission, _optionsOfUploadOptions, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }

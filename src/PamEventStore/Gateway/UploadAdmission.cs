@@ -1,0 +1,57 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
+
+namespace PamEventStore.Gateway;
+
+/// <summary>
+/// How much upload a node holds at once. Every event batch being read, checked, queued for its
+/// transaction or written holds its declared size here until its answer is decided; when the next one
+/// would take the total over <see cref="UploadOptions.MaxBytesInFlight"/>, it is turned away before its
+/// body is read (503 with <c>Retry-After</c>), and the gateway sends it again later from the same
+/// offset, as it does after any failed upload. So a database that stalls makes gateways wait, instead of
+/// making the node hold every upload that arrives meanwhile in memory until it runs out.
+/// </summary>
+/// <remarks>
+/// One upload is always let in when nothing else is held, whatever its size, so that a limit set
+/// below <see cref="UploadOptions.MaxBatchBytes"/> cannot refuse a batch forever.
+/// </remarks>
+public sealed class UploadAdmission(IOptions<UploadOptions> options)
+{
+    private static readonly Meter Meter = new(UploadCommits.MeterName);
+    private static readonly Counter<long> TurnedAway = Meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 because the node held its limit of upload bytes");
+
+    private readonly long _limit = options.Value.MaxBytesInFlight;
+    private long _held;
+
+    /// <summary>Bytes of uploads held now.</summary>
+    public long Held => Interlocked.Read(ref _held);
+
+    public long Limit => _limit;
+
+    /// <summary>Room for an upload of <paramref name="bytes"/>, held until the returned lease is disposed; null when there is none.</summary>
+    public Lease? TryAdmit(long bytes)
+    {
+        while (true)
+        {
+            var held = Interlocked.Read(ref _held);
+            if (held > 0 && held + bytes > _limit)
+            {
+                TurnedAway.Add(1);
+                return null;
+            }
+
+            if (Interlocked.CompareExchange(ref _held, held + bytes, held) == held) return new Lease(this, bytes);
+        }
+    }
+
+    /// <summary>An admitted upload's share of the limit; disposing it (once or more) gives it back.</summary>
+    public sealed class Lease(UploadAdmission admission, long bytes) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) Interlocked.Add(ref admission._held, -bytes);
+        }
+    }
+}

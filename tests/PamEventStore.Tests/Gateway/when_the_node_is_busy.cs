@@ -1,0 +1,101 @@
+using System.Net;
+using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+using PamEventStore.Gateway;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Gateway;
+
+/// <summary>
+/// A node holds at most <c>Uploads:MaxBytesInFlight</c> of uploads at once; past it, uploads are turned
+/// away (503) before anything is read or stored, and taken when sent again.
+/// </summary>
+[Collection(PamStoreCollection.Name)]
+public sealed class when_the_node_is_busy(PamStoreHost store)
+{
+    private readonly Org _org = store.NewOrg();
+
+    private UploadAdmission Admission => store.Host.Services.GetRequiredService<UploadAdmission>();
+
+    [Fact]
+    public async Task an_upload_past_the_limit_is_turned_away_unstored_and_taken_when_sent_again()
+    {
+        var session = await _org.CreateSessionAsync();
+        var others = Admission.TryAdmit(Admission.Limit);
+        others.ShouldNotBeNull();
+
+        Reply busy;
+        using (others)
+        {
+            busy = (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
+        }
+
+        busy.Response.Headers.RetryAfter?.Delta.ShouldBe(TimeSpan.FromSeconds(1));
+        busy.Body.GetProperty("limit").GetInt64().ShouldBe(Admission.Limit);
+        (await _org.SessionAsync(session)).GetProperty("batchCount").GetInt32().ShouldBe(0);
+
+        (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeAccepted(0);
+        Admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task every_answer_gives_back_what_its_upload_held()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeAccepted(0);
+        (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeDuplicate();
+        (await _org.UploadAsync(session, 0, Lines(10, 3))).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        (await _org.UploadAsync(session, 500, "[{\"eventType\":1}]")).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
+        (await _org.UploadAsync(Guid.NewGuid(), 0, Lines(0, 3))).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        var tooLarge = Encoding.UTF8.GetBytes(Lines(0, 1)).Concat(new byte[store.Host.Services.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBatchBytes]).ToArray();
+        (await _org.UploadRawAsync(session, "startOffset=900", tooLarge)).ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+
+        Admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public void uploads_are_let_in_up_to_the_limit_and_one_always_when_nothing_is_held()
+    {
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { MaxBytesInFlight = 100 }));
+
+        var first = admission.TryAdmit(60).ShouldNotBeNull();
+        var second = admission.TryAdmit(40).ShouldNotBeNull();
+        admission.TryAdmit(1).ShouldBeNull();
+        admission.Held.ShouldBe(100);
+
+        first.Dispose();
+        first.Dispose();
+        admission.Held.ShouldBe(40);
+        admission.TryAdmit(61).ShouldBeNull();
+        using (admission.TryAdmit(60).ShouldNotBeNull()) admission.Held.ShouldBe(100);
+
+        second.Dispose();
+        using (admission.TryAdmit(1_000).ShouldNotBeNull()) admission.TryAdmit(1).ShouldBeNull();
+        admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task uploads_let_in_at_once_never_hold_more_than_the_limit_together()
+    {
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { MaxBytesInFlight = 1_000 }));
+        long most = 0, admitted = 0;
+
+        await Parallel.ForAsync(0, 20_000, async (i, _) =>
+        {
+            using var lease = admission.TryAdmit(7 + i % 90);
+            if (lease is null) return;
+            Interlocked.Increment(ref admitted);
+            var held = admission.Held;
+            long seen;
+            while (held > (seen = Interlocked.Read(ref most)) && Interlocked.CompareExchange(ref most, held, seen) != seen) { }
+            await Task.Yield();
+        });
+
+        admitted.ShouldBeGreaterThan(0);
+        most.ShouldBeLessThanOrEqualTo(1_000);
+        admission.Held.ShouldBe(0);
+    }
+}
