@@ -4,10 +4,10 @@ using JasperFx.Events;
 using Marten;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using PamEventStore.Crypto;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
+using PamEventStore.Storage;
 
 namespace PamEventStore.Gateway;
 
@@ -94,9 +94,10 @@ public sealed class UploadCommits : IAsyncDisposable
             var outcomes = await CommitGroupAsync(group[0].Upload.Caller.OrgId, group.Select(w => w.Upload).ToArray());
             for (var i = 0; i < group.Count; i++) group[i].Outcome.TrySetResult(outcomes[i]);
         }
-        catch (Exception failure) when (group.Count > 1 && !IsDatabaseUnavailable(failure))
+        catch (Exception failure) when (group.Count > 1 && !DatabaseFailures.IsUnavailable(failure))
         {
             // Nothing of the group was committed: each upload on its own, so each gets its own answer.
+            // When the database itself failed, each would only fail again, one timeout after another.
             _logger.LogWarning(failure, "A transaction of {Count} sessions' uploads failed; each is retried in a transaction of its own", group.Count);
             foreach (var waiting in group.Where(w => !w.Abandoned.IsCancellationRequested)) await CommitAsync([waiting]);
             foreach (var waiting in group) waiting.Outcome.TrySetCanceled(waiting.Abandoned);
@@ -106,31 +107,6 @@ public sealed class UploadCommits : IAsyncDisposable
             // The database, not an upload, failed (or there was only one): each of them would fail the same alone.
             foreach (var waiting in group) waiting.Outcome.TrySetException(failure);
         }
-    }
-
-    /// <summary>
-    /// The connection or the server failed, not anything an upload holds: trying each upload alone would
-    /// only fail again, one timeout after another. A deadlock, a serialization failure or a lock timeout
-    /// is not this: those are retried upload by upload.
-    /// </summary>
-    private static bool IsDatabaseUnavailable(Exception failure)
-    {
-        // Marten wraps what Npgsql throws once a connection is open: look through the whole chain.
-        for (var cause = failure; cause is not null; cause = cause.InnerException)
-        {
-            switch (cause)
-            {
-                case PostgresException server:
-                    return server.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exception
-                           || server.SqlState.StartsWith("53", StringComparison.Ordinal) // insufficient resources
-                           || server.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow;
-                case NpgsqlException { IsTransient: true }:
-                case TimeoutException:
-                    return true;
-            }
-        }
-
-        return false;
     }
 
     /// <returns>The outcome of each upload, in the order given; all of one org, each of another session.</returns>

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
+using PamEventStore.Storage;
 
 namespace PamEventStore.Http;
 
@@ -8,6 +9,9 @@ namespace PamEventStore.Http;
 /// </summary>
 public static class ErrorResponses
 {
+    /// <summary>Seconds a caller is asked to wait when the database cannot be reached (a failover takes about this long).</summary>
+    public const int DatabaseRetryAfterSeconds = 5;
+
     public static void AddPamErrorResponses(this IServiceCollection services)
     {
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
@@ -41,7 +45,11 @@ public static class ErrorResponses
     }
 }
 
-/// <summary>Bodies Kestrel refuses (too large, malformed) keep their 4xx; anything else is a 500 that says nothing internal.</summary>
+/// <summary>
+/// Bodies Kestrel refuses (too large, malformed) keep their 4xx; a database that cannot be reached is
+/// a 503 with <c>Retry-After</c> (gateways send the batch again, nothing is lost); anything else is a
+/// 500 that says nothing internal.
+/// </summary>
 public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
@@ -50,8 +58,15 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
         {
             BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
+            _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
             _ => null,
         };
+
+        if (problem?.Status == StatusCodes.Status503ServiceUnavailable)
+        {
+            logger.LogWarning("The database could not be reached for {Method} {Path}: {Failure}", httpContext.Request.Method, httpContext.Request.Path, exception.Message);
+            httpContext.Response.Headers.RetryAfter = ErrorResponses.DatabaseRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
 
         if (problem is null)
         {

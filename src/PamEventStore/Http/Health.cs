@@ -25,7 +25,7 @@ public static class Health
 
             return last.Healthy
                 ? Results.Ok(new { status = "ok" })
-                : Problems.Create(503, "database-unavailable", "Database unavailable", "The service cannot reach PostgreSQL.").ToResult();
+                : Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds).ToResult();
         }).AllowAnonymous();
 
     private static async Task<bool> DatabaseAnswersAsync(IDocumentStore store, CancellationToken ct)

@@ -49,6 +49,12 @@ public static class Problems
             $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["limit"] = limit, ["retryAfter"] = retryAfterSeconds });
 
+    /// <summary>PostgreSQL cannot be reached (or failed mid-request): nothing of the request was committed unless said otherwise; send it again later.</summary>
+    public static ProblemDetails DatabaseUnavailable(int retryAfterSeconds) =>
+        Create(503, "database-unavailable", "Database unavailable",
+            $"The service cannot reach PostgreSQL. Send the request again in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["retryAfter"] = retryAfterSeconds });
+
     public static ProblemDetails Unauthorized(string detail) =>
         Create(401, "unauthorized", "Authentication required", detail);
 

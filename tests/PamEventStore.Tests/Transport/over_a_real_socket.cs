@@ -200,6 +200,30 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         }
     }
 
+    [Fact]
+    public async Task while_the_database_cannot_be_reached_requests_are_answered_503_and_what_is_sent_again_afterwards_is_stored()
+    {
+        await using var link = DatabaseLink.To(store.Database.ConnectionString);
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings) { ["ConnectionStrings:Marten"] = link.ConnectionString });
+        var created = await SendTo(service, HttpMethod.Post, Org.Sessions, User,
+            JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId = "gw-1" }));
+        var session = created.Body.GetProperty("session").GetProperty("id").GetGuid();
+        (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)))).ShouldBeAccepted(0);
+
+        link.Cut();
+
+        var upload = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=300", Gateway, OctetStream(Lines(3, 3)));
+        upload.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable").Response.Headers.RetryAfter?.Delta.ShouldBe(TimeSpan.FromSeconds(5));
+        (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User)).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable");
+
+        link.Mend();
+
+        (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=300", Gateway, OctetStream(Lines(3, 3)))).ShouldBeAccepted(1);
+        var page = await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
+        page.Body.GetProperty("batchCount").GetInt32().ShouldBe(2);
+        page.Body.GetProperty("logs").GetArrayLength().ShouldBe(6);
+    }
+
     private static async Task<Reply> SendTo(ServiceProcess service, HttpMethod method, string url, string token, HttpContent? content = null)
     {
         using var request = new HttpRequestMessage(method, url) { Content = content };

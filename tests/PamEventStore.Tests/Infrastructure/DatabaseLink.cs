@@ -1,0 +1,112 @@
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace PamEventStore.Tests.Infrastructure;
+
+/// <summary>
+/// A loopback TCP relay between a service and PostgreSQL that a test can cut and mend, as a network
+/// failure or a database failover would: cut, open connections drop and new ones are refused.
+/// </summary>
+public sealed class DatabaseLink : IAsyncDisposable
+{
+    private readonly IPEndPoint _database;
+    private readonly Lock _lock = new();
+    private readonly List<TcpClient> _open = [];
+    private TcpListener? _listener;
+
+    private DatabaseLink(string connectionString)
+    {
+        var target = new NpgsqlConnectionStringBuilder(connectionString);
+        _database = new IPEndPoint(IPAddress.Parse(target.Host == "localhost" ? "127.0.0.1" : target.Host!), target.Port);
+        target.Host = "127.0.0.1";
+        target.Port = Listen(0);
+        ConnectionString = target.ConnectionString;
+    }
+
+    /// <summary>The database's connection string, through this link.</summary>
+    public string ConnectionString { get; }
+
+    public static DatabaseLink To(string connectionString) => new(connectionString);
+
+    /// <summary>Drops every connection through the link and refuses new ones.</summary>
+    public void Cut()
+    {
+        lock (_lock)
+        {
+            _listener?.Stop();
+            _listener = null;
+            foreach (var client in _open) client.Dispose();
+            _open.Clear();
+        }
+    }
+
+    /// <summary>Takes connections again, on the same port.</summary>
+    public void Mend() => Listen(new NpgsqlConnectionStringBuilder(ConnectionString).Port);
+
+    private int Listen(int port)
+    {
+        var listener = new TcpListener(IPAddress.Loopback, port);
+        listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Start();
+        lock (_lock) _listener = listener;
+        _ = AcceptAsync(listener);
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private async Task AcceptAsync(TcpListener listener)
+    {
+        while (true)
+        {
+            TcpClient service, database;
+            try
+            {
+                service = await listener.AcceptTcpClientAsync();
+                database = new TcpClient();
+                await database.ConnectAsync(_database);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidOperationException)
+            {
+                return;
+            }
+
+            lock (_lock)
+            {
+                if (_listener != listener)
+                {
+                    service.Dispose();
+                    database.Dispose();
+                    return;
+                }
+
+                _open.Add(service);
+                _open.Add(database);
+            }
+
+            _ = RelayAsync(service, database);
+            _ = RelayAsync(database, service);
+        }
+    }
+
+    private static async Task RelayAsync(TcpClient from, TcpClient to)
+    {
+        try
+        {
+            await from.GetStream().CopyToAsync(to.GetStream());
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+        {
+        }
+        finally
+        {
+            from.Dispose();
+            to.Dispose();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Cut();
+        return ValueTask.CompletedTask;
+    }
+}
