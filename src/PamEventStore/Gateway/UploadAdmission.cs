@@ -5,7 +5,8 @@ namespace PamEventStore.Gateway;
 
 /// <summary>
 /// How much upload a node holds at once. Every event batch being read, checked, queued for its
-/// transaction or written holds its declared size here until its answer is decided; when the next one
+/// transaction or written holds its declared size here until it is decided (or dropped, its caller
+/// gone), even when its caller stopped waiting for the answer earlier; when the next one
 /// would take the total over <see cref="UploadOptions.MaxBytesInFlight"/>, it is turned away before its
 /// body is read (503 with <c>Retry-After</c>), and the gateway sends it again later from the same
 /// offset, as it does after any failed upload. So a database that stalls makes gateways wait, instead of
@@ -48,6 +49,15 @@ public sealed class UploadAdmission(IOptions<UploadOptions> options)
     public sealed class Lease(UploadAdmission admission, long bytes) : IDisposable
     {
         private int _released;
+
+        /// <summary>
+        /// The same share, now held by whoever takes the returned lease (the upload's transaction, which
+        /// may outlive the request); disposing this one no longer gives anything back.
+        /// </summary>
+        public Lease HandOver() =>
+            Interlocked.Exchange(ref _released, 1) == 0
+                ? new Lease(admission, bytes)
+                : throw new InvalidOperationException("This lease was already given back or handed over.");
 
         public void Dispose()
         {

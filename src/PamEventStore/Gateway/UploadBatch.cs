@@ -49,8 +49,10 @@ public static class UploadBatchEndpoint
 
         if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
 
-        // Held until the answer is decided: a node whose database stalls turns uploads away instead of holding them all.
+        // Held until the upload is decided: a node whose database stalls turns uploads away instead of
+        // holding them all. What would be refused anyway is refused first, so a gateway does not retry it.
         var limit = options.Value.MaxBatchBytes;
+        if (RequestBody.RefuseUnread(request, limit) is { } unread) return unread.ToResult();
         using var admitted = admission.TryAdmit(Math.Min(request.ContentLength ?? limit, limit));
         if (admitted is null) return Busy(request, admission);
 
@@ -64,7 +66,7 @@ public static class UploadBatchEndpoint
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
 
-        var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing);
+        var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing, admitted.HandOver());
         switch (await commits.CommitAsync(upload, ct))
         {
             case UploadOutcome.Stored stored:

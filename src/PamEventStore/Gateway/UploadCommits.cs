@@ -11,8 +11,11 @@ using PamEventStore.Storage;
 
 namespace PamEventStore.Gateway;
 
-/// <summary>An upload checked, read and parsed, its org's keys resolved: all it still needs is its session.</summary>
-public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Batch, OrgSealing Sealing);
+/// <summary>
+/// An upload checked, read and parsed, its org's keys resolved: all it still needs is its session.
+/// <paramref name="Held"/> is its share of the node's upload limit, given back once it is decided or dropped.
+/// </summary>
+public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Batch, OrgSealing Sealing, IDisposable? Held = null);
 
 /// <summary>What became of an upload once its session decided it (and that decision was committed).</summary>
 public abstract record UploadOutcome
@@ -79,20 +82,23 @@ public sealed class UploadCommits : IAsyncDisposable
     {
         // A caller that goes away before its upload is taken into a group takes it away with it, as a
         // request cancelled before its transaction would; once taken, it is decided and committed.
+        // Its share of the node's limit stays held while it waits in memory, even once its caller is gone.
         var waiting = new WaitingUpload(upload, ct);
         if (!_queue.Writer.TryWrite(waiting)) return CommitAloneAsync(upload);
         return waiting.Outcome.Task.WaitAsync(ct);
     }
 
-    private async Task<UploadOutcome> CommitAloneAsync(ReadyUpload upload) =>
-        (await CommitGroupAsync(upload.Caller.OrgId, [upload]))[0];
+    private async Task<UploadOutcome> CommitAloneAsync(ReadyUpload upload)
+    {
+        using (upload.Held) return (await CommitGroupAsync(upload.Caller.OrgId, [upload]))[0];
+    }
 
     private async Task CommitAsync(IReadOnlyList<WaitingUpload> group)
     {
         try
         {
             var outcomes = await CommitGroupAsync(group[0].Upload.Caller.OrgId, group.Select(w => w.Upload).ToArray());
-            for (var i = 0; i < group.Count; i++) group[i].Outcome.TrySetResult(outcomes[i]);
+            for (var i = 0; i < group.Count; i++) group[i].Settle(outcomes[i]);
         }
         catch (Exception failure) when (group.Count > 1 && !DatabaseFailures.IsUnavailable(failure))
         {
@@ -100,12 +106,12 @@ public sealed class UploadCommits : IAsyncDisposable
             // When the database itself failed, each would only fail again, one timeout after another.
             _logger.LogWarning(failure, "A transaction of {Count} sessions' uploads failed; each is retried in a transaction of its own", group.Count);
             foreach (var waiting in group.Where(w => !w.Abandoned.IsCancellationRequested)) await CommitAsync([waiting]);
-            foreach (var waiting in group) waiting.Outcome.TrySetCanceled(waiting.Abandoned);
+            foreach (var waiting in group) waiting.Drop();
         }
         catch (Exception failure)
         {
             // The database, not an upload, failed (or there was only one): each of them would fail the same alone.
-            foreach (var waiting in group) waiting.Outcome.TrySetException(failure);
+            foreach (var waiting in group) waiting.Fail(failure);
         }
     }
 
@@ -185,7 +191,7 @@ public sealed class UploadCommits : IAsyncDisposable
                 {
                     // CommitAsync answers every upload itself; should anything else fail, no upload waits forever.
                     _logger.LogError(failure, "A group of {Count} uploads failed outside its transactions", group.Count);
-                    foreach (var waiting in group) waiting.Outcome.TrySetException(failure);
+                    foreach (var waiting in group) waiting.Fail(failure);
                 }
                 finally
                 {
@@ -222,7 +228,7 @@ public sealed class UploadCommits : IAsyncDisposable
             {
                 if (waiting.Abandoned.IsCancellationRequested)
                 {
-                    waiting.Outcome.TrySetCanceled(waiting.Abandoned);
+                    waiting.Drop();
                     return;
                 }
 
@@ -254,5 +260,26 @@ public sealed class UploadCommits : IAsyncDisposable
     private sealed record WaitingUpload(ReadyUpload Upload, CancellationToken Abandoned)
     {
         public TaskCompletionSource<UploadOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        // Each way out gives the upload's share of the node's limit back first (decided, failed, or
+        // dropped because its caller left): not when its caller stops waiting, while it is still held here.
+        public void Settle(UploadOutcome outcome)
+        {
+            Upload.Held?.Dispose();
+            Outcome.TrySetResult(outcome);
+        }
+
+        public void Fail(Exception failure)
+        {
+            Upload.Held?.Dispose();
+            Outcome.TrySetException(failure);
+        }
+
+        /// <summary>Its caller left: nothing to answer (when it was decided meanwhile, that answer stands).</summary>
+        public void Drop()
+        {
+            Upload.Held?.Dispose();
+            Outcome.TrySetCanceled(Abandoned);
+        }
     }
 }

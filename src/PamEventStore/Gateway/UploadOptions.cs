@@ -27,8 +27,10 @@ public sealed class UploadOptions
 
     /// <summary>
     /// Most bytes of event batches a node holds at once, from reading to commit (<see cref="UploadAdmission"/>);
-    /// an upload past it is answered 503 before its body is read. Each held byte costs about two in memory
-    /// (the body and its parsed form). At 6 KB a batch, the default is several seconds of a busy node's uploads.
+    /// an upload past it is answered 503 before its body is read. Each held byte stands for a few in memory
+    /// (the body, its parsed and canonical forms, the ciphertext and the event written). At 6 KB a batch, the
+    /// default is several seconds of a busy node's uploads. Legacy <c>/logs</c> uploads are not counted: one
+    /// per session, at its end, and bounded by <see cref="MaxLegacyLogsBytes"/>.
     /// </summary>
     public long MaxBytesInFlight { get; set; } = 32 * 1024 * 1024;
 

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
+using JasperFx.Events;
 using PamEventStore.Storage;
 
 namespace PamEventStore.Http;
@@ -46,9 +47,10 @@ public static class ErrorResponses
 }
 
 /// <summary>
-/// Bodies Kestrel refuses (too large, malformed) keep their 4xx; a database that cannot be reached is
-/// a 503 with <c>Retry-After</c> (gateways send the batch again, nothing is lost); anything else is a
-/// 500 that says nothing internal.
+/// Bodies Kestrel refuses (too large, malformed) keep their 4xx; a database that cannot be reached, or
+/// a session whose stream another request or node holds longer than the service waits, is a 503 with
+/// <c>Retry-After</c> (gateways send the batch again, nothing is lost); anything else is a 500 that says
+/// nothing internal.
 /// </summary>
 public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
@@ -59,12 +61,13 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
             BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
+            _ when IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
             _ => null,
         };
 
         if (problem?.Status == StatusCodes.Status503ServiceUnavailable)
         {
-            logger.LogWarning("The database could not be reached for {Method} {Path}: {Failure}", httpContext.Request.Method, httpContext.Request.Path, exception.Message);
+            logger.LogWarning(exception, "{Method} {Path} answered {Type}", httpContext.Request.Method, httpContext.Request.Path, problem.Type);
             httpContext.Response.Headers.RetryAfter = ErrorResponses.DatabaseRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
@@ -76,5 +79,15 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
 
         await problem.ToResult().ExecuteAsync(httpContext);
         return true;
+    }
+
+    private static bool IsStreamLocked(Exception exception)
+    {
+        for (var cause = exception; cause is not null; cause = cause.InnerException)
+        {
+            if (cause is Marten.Exceptions.StreamLockedException or StreamLockedException) return true;
+        }
+
+        return false;
     }
 }

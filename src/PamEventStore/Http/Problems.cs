@@ -49,10 +49,20 @@ public static class Problems
             $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["limit"] = limit, ["retryAfter"] = retryAfterSeconds });
 
-    /// <summary>PostgreSQL cannot be reached (or failed mid-request): nothing of the request was committed unless said otherwise; send it again later.</summary>
+    /// <summary>
+    /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.
+    /// Should the connection have failed just after a commit, the request was stored, and sending it again
+    /// is answered as a repeat (uploads as duplicates, a created session with 200, an end as idempotent).
+    /// </summary>
     public static ProblemDetails DatabaseUnavailable(int retryAfterSeconds) =>
         Create(503, "database-unavailable", "Database unavailable",
             $"The service cannot reach PostgreSQL. Send the request again in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["retryAfter"] = retryAfterSeconds });
+
+    /// <summary>Another request or node held the session's stream for longer than the service waits for it: nothing was stored.</summary>
+    public static ProblemDetails SessionLocked(int retryAfterSeconds) =>
+        Create(503, "session-locked", "The session is busy",
+            $"Another request or node held the session for longer than the service waits; nothing was stored. Send the request again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["retryAfter"] = retryAfterSeconds });
 
     public static ProblemDetails Unauthorized(string detail) =>

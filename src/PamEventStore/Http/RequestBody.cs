@@ -12,18 +12,32 @@ public static class RequestBody
         || contentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase)
         || contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>What can be refused before reading anything: the content type, a declared length over the limit.</summary>
+    public static ProblemDetails? RefuseUnread(HttpRequest request, int limit) =>
+        !IsAcceptedContentType(request.ContentType) ? Problems.UnsupportedMediaType(request.ContentType)
+        : request.ContentLength > limit ? Problems.PayloadTooLarge(limit)
+        : null;
+
     public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadAsync(HttpRequest request, int limit, CancellationToken ct)
     {
-        if (!IsAcceptedContentType(request.ContentType)) return (null, Problems.UnsupportedMediaType(request.ContentType));
-        if (request.ContentLength > limit) return (null, Problems.PayloadTooLarge(limit));
+        if (RefuseUnread(request, limit) is { } refused) return (null, refused);
 
-        var buffer = new ArrayBufferWriter<byte>((int)Math.Min(request.ContentLength ?? 16 * 1024, limit) + 1);
+        // A declared length is read straight into a body of that size (the server stops the body there).
+        if (request.ContentLength is { } length)
+        {
+            var body = new byte[length];
+            var read = 0;
+            while (read < body.Length && await request.Body.ReadAsync(body.AsMemory(read), ct) is var n and > 0) read += n;
+            return read == body.Length ? (body, null) : (null, Problems.InvalidRequest($"The body ended after {read} of its {length} declared bytes."));
+        }
+
+        var buffer = new ArrayBufferWriter<byte>(16 * 1024);
         while (true)
         {
             var memory = buffer.GetMemory(8 * 1024);
-            var read = await request.Body.ReadAsync(memory, ct);
-            if (read == 0) break;
-            buffer.Advance(read);
+            var chunk = await request.Body.ReadAsync(memory, ct);
+            if (chunk == 0) break;
+            buffer.Advance(chunk);
 
             // A chunked body has no length up front: stop reading as soon as it passes the limit.
             if (buffer.WrittenCount > limit) return (null, Problems.PayloadTooLarge(limit));

@@ -1,3 +1,4 @@
+using JasperFx.Events;
 using Npgsql;
 
 namespace PamEventStore.Storage;
@@ -7,8 +8,11 @@ public static class DatabaseFailures
 {
     /// <summary>
     /// The connection or the server failed, not anything the request holds: the same request would
-    /// succeed once the database is back. A deadlock, a serialization failure or a lock timeout is not
-    /// this. Marten wraps what Npgsql throws once a connection is open, so the whole chain is read.
+    /// succeed once the database is back. That is a connection refused, dropped or timed out by Npgsql,
+    /// a server shutting down or out of connections, or a primary turned read-only by a failover. A lock
+    /// held too long (by another request or node), a deadlock, a serialization failure or a statement
+    /// cancelled by the server's <c>statement_timeout</c> is not this: the database answered. Marten wraps
+    /// what Npgsql throws, so the chain of inner exceptions is read, outermost first.
     /// </summary>
     public static bool IsUnavailable(Exception failure)
     {
@@ -16,12 +20,16 @@ public static class DatabaseFailures
         {
             switch (cause)
             {
+                // Marten's, and the one JasperFx.Events defines for event stores in general.
+                case Marten.Exceptions.StreamLockedException or StreamLockedException:
+                    return false;
                 case PostgresException server:
                     return server.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exception
                            || server.SqlState.StartsWith("53", StringComparison.Ordinal) // insufficient resources
-                           || server.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow;
+                           || server.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                               or PostgresErrorCodes.ReadOnlySqlTransaction;
+                // Npgsql's own: an I/O or socket failure, or its connect or command timeout.
                 case NpgsqlException { IsTransient: true }:
-                case TimeoutException:
                     return true;
             }
         }

@@ -3,6 +3,7 @@ using System.Buffers;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Microsoft.Extensions.Logging;
 using PamEventStore.Crypto;
 using PamEventStore.Sessions;
 
@@ -87,37 +88,54 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore,
     public async Task ExecuteAsync(HttpContext httpContext)
     {
         var ct = httpContext.RequestAborted;
+        await using var batches = Opened.GetAsyncEnumerator(ct);
+
+        // The first batch before anything is written: should the database fail here, the error handler
+        // still answers with a clean problem (503 when it cannot be reached).
+        var more = await batches.MoveNextAsync();
         httpContext.Response.StatusCode = StatusCodes.Status200OK;
         httpContext.Response.ContentType = "application/json; charset=utf-8";
 
         var output = httpContext.Response.BodyWriter;
         output.Write(Prefix);
-        var entries = new List<LogPageBatch>();
-        var first = true;
-        long unflushed = 0;
-        await foreach (var (entry, content) in Opened.WithCancellation(ct))
+        try
         {
-            if (entry is not null) entries.Add(entry);
-            if (content is not { Length: > 2 }) continue;
-
-            // A canonical batch is "[e1,e2,...]": its inside is a list of events ready to splice.
-            if (!first) output.Write(","u8);
-            first = false;
-            output.Write(content.AsSpan(1, content.Length - 2));
-
-            unflushed += content.Length;
-            if (unflushed >= FlushThreshold)
+            var entries = new List<LogPageBatch>();
+            var first = true;
+            long unflushed = 0;
+            for (; more; more = await batches.MoveNextAsync())
             {
-                // A completed pipe is a client that went away: stop reading and decrypting for nobody.
-                if ((await output.FlushAsync(ct)).IsCompleted) return;
-                unflushed = 0;
-            }
-        }
+                var (entry, content) = batches.Current;
+                if (entry is not null) entries.Add(entry);
+                if (content is not { Length: > 2 }) continue;
 
-        output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":"));
-        output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, LogPageJson.Default.ListLogPageBatch));
-        output.Write("}"u8);
-        await output.FlushAsync(ct);
+                // A canonical batch is "[e1,e2,...]": its inside is a list of events ready to splice.
+                if (!first) output.Write(","u8);
+                first = false;
+                output.Write(content.AsSpan(1, content.Length - 2));
+
+                unflushed += content.Length;
+                if (unflushed >= FlushThreshold)
+                {
+                    // A completed pipe is a client that went away: stop reading and decrypting for nobody.
+                    if ((await output.FlushAsync(ct)).IsCompleted) return;
+                    unflushed = 0;
+                }
+            }
+
+            output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":"));
+            output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, LogPageJson.Default.ListLogPageBatch));
+            output.Write("}"u8);
+            await output.FlushAsync(ct);
+        }
+        catch (Exception failure) when (!ct.IsCancellationRequested)
+        {
+            // Part of the page is written (if not yet sent): no problem answer can follow it, and the
+            // error handler would append one. Cut the connection, so the reader sees a broken page, never
+            // one that looks whole or a 503 after half a page.
+            httpContext.RequestServices?.GetService<ILogger<LogPage>>()?.LogError(failure, "A log page failed after it began; the connection is cut");
+            httpContext.Abort();
+        }
     }
 
     private static ReadOnlySpan<byte> Prefix => "{\"logs\":["u8;

@@ -234,6 +234,24 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         }
     }
 
+    /// <summary>
+    /// The only writer waits on a lock held elsewhere with <paramref name="first"/>, <paramref name="second"/>
+    /// queues behind it, then <paramref name="callerGone"/> is cancelled and <paramref name="whileStalled"/>
+    /// runs; then the lock is let go.
+    /// </summary>
+    private async Task<(Task<UploadOutcome> First, Task<UploadOutcome> Second)> StallThenLeaveAsync(
+        UploadCommits commits, ReadyUpload first, CancellationToken firstCaller, ReadyUpload second, CancellationTokenSource callerGone, Func<Task>? whileStalled = null)
+    {
+        await using var holder = Documents.LightweightSession(_org.Id);
+        await holder.Events.FetchForExclusiveWriting<PamSession>(first.SessionId);
+        var firstOutcome = commits.CommitAsync(first, firstCaller);
+        await UntilAWriterWaitsOnALockAsync();
+        var secondOutcome = commits.CommitAsync(second, callerGone.Token);
+        await callerGone.CancelAsync();
+        if (whileStalled is not null) await whileStalled();
+        return (firstOutcome, secondOutcome);
+    }
+
     [Fact]
     public async Task an_upload_whose_caller_went_away_before_it_was_taken_is_not_written()
     {
@@ -242,25 +260,37 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         await using var commits = NewCommits(writers: 1);
         using var callerGone = new CancellationTokenSource();
 
-        var holder = Documents.LightweightSession(_org.Id);
-        Task<UploadOutcome> first, second;
-        try
-        {
-            // The only writer waits on a lock, so the next upload stays queued while its caller leaves.
-            await holder.Events.FetchForExclusiveWriting<PamSession>(locked);
-            first = commits.CommitAsync(await Ready(locked, 0, Lines(0, 1)), CancellationToken.None);
-            await UntilAWriterWaitsOnALockAsync();
-            second = commits.CommitAsync(await Ready(abandoned, 0, Lines(0, 1)), callerGone.Token);
-            await callerGone.CancelAsync();
-        }
-        finally
-        {
-            await holder.DisposeAsync();
-        }
+        var (first, second) = await StallThenLeaveAsync(commits, await Ready(locked, 0, Lines(0, 1)), CancellationToken.None, await Ready(abandoned, 0, Lines(0, 1)), callerGone);
 
         (await first.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
         await Should.ThrowAsync<OperationCanceledException>(second);
         await commits.CommitAsync(await Ready(locked, 100, Lines(1, 1)), CancellationToken.None);
+        (await EventRows([abandoned])).Select(e => e.Type).ShouldBe(["session_started"]);
+    }
+
+    [Fact]
+    public async Task an_upload_holds_its_share_of_the_nodes_limit_until_it_is_decided_or_dropped_not_until_its_caller_leaves()
+    {
+        var locked = await _org.CreateSessionAsync();
+        var abandoned = await _org.CreateSessionAsync();
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { MaxBytesInFlight = 1_000 }));
+        await using var commits = NewCommits(writers: 1);
+        using var callerGone = new CancellationTokenSource();
+
+        // Both callers leave while the database stalls: the first's upload is in a group, the second's queued.
+        await StallThenLeaveAsync(
+            commits, (await Ready(locked, 0, Lines(0, 1))) with { Held = admission.TryAdmit(400) }, callerGone.Token,
+            (await Ready(abandoned, 0, Lines(0, 1))) with { Held = admission.TryAdmit(300) }, callerGone,
+            whileStalled: () =>
+            {
+                admission.Held.ShouldBe(700);
+                admission.TryAdmit(301).ShouldBeNull();
+                return Task.CompletedTask;
+            });
+
+        // The first is committed once the lock is let go, the second dropped when its turn comes: both give their share back.
+        await WaitUntilAsync(() => Task.FromResult(admission.Held == 0));
+        (await EventRows([locked])).Select(e => e.Type).ShouldContain("batch_uploaded");
         (await EventRows([abandoned])).Select(e => e.Type).ShouldBe(["session_started"]);
     }
 

@@ -50,10 +50,23 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         (await _org.UploadAsync(session, 0, Lines(10, 3))).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
         (await _org.UploadAsync(session, 500, "[{\"eventType\":1}]")).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
         (await _org.UploadAsync(Guid.NewGuid(), 0, Lines(0, 3))).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
-        var tooLarge = Encoding.UTF8.GetBytes(Lines(0, 1)).Concat(new byte[store.Host.Services.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBatchBytes]).ToArray();
-        (await _org.UploadRawAsync(session, "startOffset=900", tooLarge)).ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        (await _org.UploadRawAsync(session, "startOffset=900", TooLarge)).ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
 
         Admission.Held.ShouldBe(0);
+    }
+
+    private byte[] TooLarge => Encoding.UTF8.GetBytes(Lines(0, 1)).Concat(new byte[store.Host.Services.GetRequiredService<IOptions<UploadOptions>>().Value.MaxBatchBytes]).ToArray();
+
+    [Fact]
+    public async Task what_would_be_refused_anyway_is_refused_as_such_even_when_the_node_is_full()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        using (Admission.TryAdmit(Admission.Limit).ShouldNotBeNull())
+        {
+            (await _org.UploadRawAsync(session, "startOffset=0", TooLarge)).ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+            (await _org.UploadRawAsync(session, "startOffset=0", Encoding.UTF8.GetBytes(Lines(0, 1)), contentType: "text/plain")).ShouldBeProblem(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        }
     }
 
     [Fact]

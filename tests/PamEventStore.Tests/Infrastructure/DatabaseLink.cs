@@ -10,7 +10,8 @@ namespace PamEventStore.Tests.Infrastructure;
 /// </summary>
 public sealed class DatabaseLink : IAsyncDisposable
 {
-    private readonly IPEndPoint _database;
+    private readonly string _databaseHost;
+    private readonly int _databasePort;
     private readonly Lock _lock = new();
     private readonly List<TcpClient> _open = [];
     private TcpListener? _listener;
@@ -18,7 +19,7 @@ public sealed class DatabaseLink : IAsyncDisposable
     private DatabaseLink(string connectionString)
     {
         var target = new NpgsqlConnectionStringBuilder(connectionString);
-        _database = new IPEndPoint(IPAddress.Parse(target.Host == "localhost" ? "127.0.0.1" : target.Host!), target.Port);
+        (_databaseHost, _databasePort) = (target.Host!, target.Port);
         target.Host = "127.0.0.1";
         target.Port = Listen(0);
         ConnectionString = target.ConnectionString;
@@ -36,7 +37,7 @@ public sealed class DatabaseLink : IAsyncDisposable
         {
             _listener?.Stop();
             _listener = null;
-            foreach (var client in _open) client.Dispose();
+            foreach (var client in _open.ToArray()) client.Dispose();
             _open.Clear();
         }
     }
@@ -58,16 +59,26 @@ public sealed class DatabaseLink : IAsyncDisposable
     {
         while (true)
         {
-            TcpClient service, database;
+            TcpClient service;
             try
             {
                 service = await listener.AcceptTcpClientAsync();
-                database = new TcpClient();
-                await database.ConnectAsync(_database);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or InvalidOperationException)
             {
-                return;
+                return; // cut
+            }
+
+            var database = new TcpClient();
+            try
+            {
+                await database.ConnectAsync(_databaseHost, _databasePort);
+            }
+            catch (SocketException)
+            {
+                service.Dispose();
+                database.Dispose();
+                continue;
             }
 
             lock (_lock)
@@ -88,7 +99,7 @@ public sealed class DatabaseLink : IAsyncDisposable
         }
     }
 
-    private static async Task RelayAsync(TcpClient from, TcpClient to)
+    private async Task RelayAsync(TcpClient from, TcpClient to)
     {
         try
         {
@@ -101,6 +112,11 @@ public sealed class DatabaseLink : IAsyncDisposable
         {
             from.Dispose();
             to.Dispose();
+            lock (_lock)
+            {
+                _open.Remove(from);
+                _open.Remove(to);
+            }
         }
     }
 

@@ -188,13 +188,13 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         turnedAway.Count.ShouldBe(sessions.Count - letIn);
         foreach (var reply in turnedAway) (await reply).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy").Response.Headers.RetryAfter.ShouldNotBeNull();
 
+        // The database answers again: the uploads let in are stored, then those turned away are, sent again.
         await stall.RollbackAsync();
+        foreach (var upload in uploads.Except(turnedAway)) (await upload).ShouldBeAccepted(0);
         for (var i = 0; i < sessions.Count; i++)
         {
-            var reply = turnedAway.Contains(uploads[i])
-                ? await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{sessions[i]}/event-batches?startOffset=0", Gateway, OctetStream(events))
-                : await uploads[i];
-            reply.ShouldBeAccepted(0);
+            if (turnedAway.Contains(uploads[i]))
+                (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{sessions[i]}/event-batches?startOffset=0", Gateway, OctetStream(events))).ShouldBeAccepted(0);
             var stored = await Send(HttpMethod.Get, $"{Org.Sessions}/{sessions[i]}", User);
             stored.Body.GetProperty("session").GetProperty("batchCount").GetInt32().ShouldBe(1);
         }
@@ -222,6 +222,31 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         var page = await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
         page.Body.GetProperty("batchCount").GetInt32().ShouldBe(2);
         page.Body.GetProperty("logs").GetArrayLength().ShouldBe(6);
+    }
+
+    [Fact]
+    public async Task an_upload_to_a_session_held_longer_than_the_service_waits_is_answered_503_and_stored_when_sent_again()
+    {
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
+        {
+            ["ConnectionStrings:Marten"] = Settings["ConnectionStrings:Marten"] + ";Command Timeout=1",
+        });
+        var session = await CreateSession();
+        var upload = () => SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)));
+
+        // Another node holds the session's stream, longer than the service waits for a lock (1 s here).
+        await using (var connection = new NpgsqlConnection(store.Database.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var holder = await connection.BeginTransactionAsync();
+            await using var lockStream = new NpgsqlCommand("select id from pam.mt_streams where id = @id for update", connection, holder);
+            lockStream.Parameters.AddWithValue("id", session);
+            await lockStream.ExecuteNonQueryAsync();
+
+            (await upload()).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "session-locked").Response.Headers.RetryAfter.ShouldNotBeNull();
+        }
+
+        (await upload()).ShouldBeAccepted(0);
     }
 
     private static async Task<Reply> SendTo(ServiceProcess service, HttpMethod method, string url, string token, HttpContent? content = null)
