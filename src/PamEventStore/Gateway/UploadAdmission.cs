@@ -16,13 +16,21 @@ namespace PamEventStore.Gateway;
 /// One upload is always let in when nothing else is held, whatever its size, so that a limit set
 /// below <see cref="UploadOptions.MaxBatchBytes"/> cannot refuse a batch forever.
 /// </remarks>
-public sealed class UploadAdmission(IOptions<UploadOptions> options)
+public sealed class UploadAdmission
 {
-    private static readonly Meter Meter = new(UploadCommits.MeterName);
-    private static readonly Counter<long> TurnedAway = Meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 because the node held its limit of upload bytes");
-
-    private readonly long _limit = options.Value.MaxBytesInFlight;
+    private readonly long _limit;
+    private readonly Counter<long>? _turnedAway;
     private long _held;
+
+    /// <param name="meters">Where <c>pam.uploads.bytes_held</c> and <c>pam.uploads.turned_away</c> are published (meter <c>PamEventStore.Uploads</c>); none without it.</param>
+    public UploadAdmission(IOptions<UploadOptions> options, IMeterFactory? meters = null)
+    {
+        _limit = options.Value.MaxBytesInFlight;
+        if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
+
+        _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 because the node held its limit of upload bytes");
+        meter.CreateObservableGauge("pam.uploads.bytes_held", () => Held, "By", "Bytes of event batches the node holds, from reading to commit (limit: Uploads:MaxBytesInFlight)");
+    }
 
     /// <summary>Bytes of uploads held now.</summary>
     public long Held => Interlocked.Read(ref _held);
@@ -37,7 +45,7 @@ public sealed class UploadAdmission(IOptions<UploadOptions> options)
             var held = Interlocked.Read(ref _held);
             if (held > 0 && held + bytes > _limit)
             {
-                TurnedAway.Add(1);
+                _turnedAway?.Add(1);
                 return null;
             }
 

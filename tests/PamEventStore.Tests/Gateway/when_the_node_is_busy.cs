@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
@@ -38,6 +39,32 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
 
         (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeAccepted(0);
         Admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public void what_the_node_holds_and_what_it_turns_away_are_measured()
+    {
+        long held = -1, turnedAway = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == UploadCommits.MeterName && instrument.Name is "pam.uploads.bytes_held" or "pam.uploads.turned_away") l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "pam.uploads.bytes_held") Interlocked.Exchange(ref held, value);
+            else Interlocked.Add(ref turnedAway, value);
+        });
+        listener.Start();
+
+        using (Admission.TryAdmit(Admission.Limit).ShouldNotBeNull())
+        {
+            Admission.TryAdmit(1).ShouldBeNull();
+            listener.RecordObservableInstruments();
+        }
+
+        held.ShouldBe(Admission.Limit);
+        turnedAway.ShouldBe(1);
     }
 
     [Fact]
