@@ -342,6 +342,12 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var reader = tokens.Platform(org);
         var deepOffset = plan.Batches[size.DeepPageOffset].StartOffset;
         await using var connection = await raw.OpenAsync();
+
+        // Statistics as a database in service has them (autovacuum analyses a table this size soon
+        // enough): without, the raw table's planner takes the session for 21 rows and sorts all 10,010
+        // for the page at offset 0 (EXPLAIN ANALYZE through --statements, 2026-12-05).
+        await using (var analyze = new NpgsqlCommand("analyze", connection)) await analyze.ExecuteNonQueryAsync();
+
         var (first, deep, rawFirst, rawDeep) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
         // Steady state on both sides: past the runtime's 30 calls before a method is recompiled
         // optimized (tiered compilation), then a pause for that background compilation to finish.
