@@ -8,8 +8,9 @@ namespace PamEventStore.Gateway;
 /// (in memory only). A stored batch never changes, so a body seen stored at an offset is a duplicate
 /// there: an exact retry (the gateway re-reads the same bytes from its file) is answered without a
 /// database round trip or a lock. Anything not remembered (another node stored it, it was evicted,
-/// the bytes differ) goes the full way through the session aggregate. Entries live minutes, not longer: the answer relies on the commit being durable, which a
-/// failover to a lagging replica or a point-in-time restore would undo.
+/// the bytes differ) goes the full way through the session aggregate. Entries live minutes, not
+/// longer: the answer relies on the commit being durable, which a failover to a lagging replica or a
+/// point-in-time restore would undo.
 /// </summary>
 public sealed class StoredBatchMemory : IDisposable
 {

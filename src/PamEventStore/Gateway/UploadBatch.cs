@@ -54,7 +54,7 @@ public static class UploadBatchEndpoint
         var limit = options.Value.MaxBatchBytes;
         if (RequestBody.RefuseUnread(request, limit) is { } unread) return unread.ToResult();
         using var admitted = admission.TryAdmit(Math.Min(request.ContentLength ?? limit, limit));
-        if (admitted is null) return Busy(request, admission);
+        if (admitted is null) return Problems.Busy(admission.Limit, RetryAfterSeconds).ToResult();
 
         var (body, bodyProblem) = await RequestBody.ReadAsync(request, limit, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
@@ -88,12 +88,6 @@ public static class UploadBatchEndpoint
 
     /// <summary>Seconds a turned-away gateway is asked to wait; an Infisical gateway retries on its next 10-second tick anyway.</summary>
     private const int RetryAfterSeconds = 1;
-
-    private static IResult Busy(HttpRequest request, UploadAdmission admission)
-    {
-        request.HttpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
-        return Problems.Busy(admission.Limit, RetryAfterSeconds).ToResult();
-    }
 
     /// <summary>
     /// Strict: Wolverine's own binding would read "abc" or "-1" as 0 and store the batch at the

@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Diagnostics;
-using JasperFx.Events;
 using PamEventStore.Storage;
 
 namespace PamEventStore.Http;
@@ -61,14 +60,13 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
             BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
-            _ when IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
+            _ when DatabaseFailures.IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
             _ => null,
         };
 
         if (problem?.Status == StatusCodes.Status503ServiceUnavailable)
         {
             logger.LogWarning(exception, "{Method} {Path} answered {Type}", httpContext.Request.Method, httpContext.Request.Path, problem.Type);
-            httpContext.Response.Headers.RetryAfter = ErrorResponses.DatabaseRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
 
         if (problem is null)
@@ -79,15 +77,5 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
 
         await problem.ToResult().ExecuteAsync(httpContext);
         return true;
-    }
-
-    private static bool IsStreamLocked(Exception exception)
-    {
-        for (var cause = exception; cause is not null; cause = cause.InnerException)
-        {
-            if (cause is Marten.Exceptions.StreamLockedException or StreamLockedException) return true;
-        }
-
-        return false;
     }
 }

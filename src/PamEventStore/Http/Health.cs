@@ -14,7 +14,7 @@ public static class Health
 
     /// <summary><c>GET /health</c>, anonymous: 200 when the service can reach its database, 503 when it cannot.</summary>
     public static void MapHealth(this WebApplication app) =>
-        app.MapGet("/health", async (IDocumentStore store, TimeProvider clock, HttpContext http, CancellationToken ct) =>
+        app.MapGet("/health", async (IDocumentStore store, TimeProvider clock, CancellationToken ct) =>
         {
             var last = _last;
             if (clock.GetUtcNow() - last.At > Remembered)
@@ -23,10 +23,9 @@ public static class Health
                 _last = last;
             }
 
-            if (last.Healthy) return Results.Ok(new { status = "ok" });
-
-            http.Response.Headers.RetryAfter = ErrorResponses.DatabaseRetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            return Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds).ToResult();
+            return last.Healthy
+                ? Results.Ok(new { status = "ok" })
+                : Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds).ToResult();
         }).AllowAnonymous();
 
     private static async Task<bool> DatabaseAnswersAsync(IDocumentStore store, CancellationToken ct)

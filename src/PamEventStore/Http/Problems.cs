@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Mvc;
 using PamEventStore.Recording;
 using PamEventStore.Sessions;
@@ -24,8 +25,22 @@ public static class Problems
         return problem;
     }
 
+    /// <summary>The extension of a problem that asks the caller to try again later, in seconds; answered with a <c>Retry-After</c> header too.</summary>
+    public const string RetryAfter = "retryAfter";
+
     public static IResult ToResult(this ProblemDetails problem) =>
-        Results.Problem(problem);
+        problem.Extensions.TryGetValue(RetryAfter, out var seconds) && seconds is int retryAfter
+            ? new RetryLaterResult(Results.Problem(problem), retryAfter)
+            : Results.Problem(problem);
+
+    private sealed class RetryLaterResult(IResult problem, int seconds) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+            return problem.ExecuteAsync(httpContext);
+        }
+    }
 
     public static ProblemDetails InvalidRequest(string detail) =>
         Create(400, "invalid-request", "The request is not valid", detail);
@@ -47,7 +62,7 @@ public static class Problems
     public static ProblemDetails Busy(long limit, int retryAfterSeconds) =>
         Create(503, "busy", "The service is busy",
             $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
-            new Dictionary<string, object?> { ["limit"] = limit, ["retryAfter"] = retryAfterSeconds });
+            new Dictionary<string, object?> { ["limit"] = limit, [RetryAfter] = retryAfterSeconds });
 
     /// <summary>
     /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.
@@ -57,13 +72,13 @@ public static class Problems
     public static ProblemDetails DatabaseUnavailable(int retryAfterSeconds) =>
         Create(503, "database-unavailable", "Database unavailable",
             $"The service cannot reach PostgreSQL. Send the request again in {retryAfterSeconds} s or later.",
-            new Dictionary<string, object?> { ["retryAfter"] = retryAfterSeconds });
+            new Dictionary<string, object?> { [RetryAfter] = retryAfterSeconds });
 
     /// <summary>Another request or node held the session's stream for longer than the service waits for it: nothing was stored.</summary>
     public static ProblemDetails SessionLocked(int retryAfterSeconds) =>
         Create(503, "session-locked", "The session is busy",
             $"Another request or node held the session for longer than the service waits; nothing was stored. Send the request again in {retryAfterSeconds} s or later.",
-            new Dictionary<string, object?> { ["retryAfter"] = retryAfterSeconds });
+            new Dictionary<string, object?> { [RetryAfter] = retryAfterSeconds });
 
     public static ProblemDetails Unauthorized(string detail) =>
         Create(401, "unauthorized", "Authentication required", detail);

@@ -16,13 +16,11 @@ public static class DatabaseFailures
     /// </summary>
     public static bool IsUnavailable(Exception failure)
     {
-        for (var cause = failure; cause is not null; cause = cause.InnerException)
+        foreach (var cause in Causes(failure))
         {
+            if (IsStreamLock(cause)) return false;
             switch (cause)
             {
-                // Marten's, and the one JasperFx.Events defines for event stores in general.
-                case Marten.Exceptions.StreamLockedException or StreamLockedException:
-                    return false;
                 case PostgresException server:
                     return server.SqlState.StartsWith("08", StringComparison.Ordinal) // connection exception
                            || server.SqlState.StartsWith("53", StringComparison.Ordinal) // insufficient resources
@@ -35,5 +33,16 @@ public static class DatabaseFailures
         }
 
         return false;
+    }
+
+    /// <summary>A session's stream was held (by another request or node) for longer than the command timeout.</summary>
+    public static bool IsStreamLocked(Exception failure) => Causes(failure).Any(IsStreamLock);
+
+    // Marten's, and the one JasperFx.Events defines for event stores in general.
+    private static bool IsStreamLock(Exception cause) => cause is Marten.Exceptions.StreamLockedException or StreamLockedException;
+
+    private static IEnumerable<Exception> Causes(Exception failure)
+    {
+        for (var cause = failure; cause is not null; cause = cause.InnerException) yield return cause;
     }
 }
