@@ -33,7 +33,7 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
             busy = (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
         }
 
-        busy.Response.Headers.RetryAfter?.Delta.ShouldBe(TimeSpan.FromSeconds(1));
+        busy.Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(1));
         busy.Body.GetProperty("limit").GetInt64().ShouldBe(Admission.Limit);
         (await _org.SessionAsync(session)).GetProperty("batchCount").GetInt32().ShouldBe(0);
 

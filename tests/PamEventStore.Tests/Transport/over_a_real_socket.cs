@@ -24,21 +24,16 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private async Task<Reply> Send(HttpMethod method, string url, string token, HttpContent? content = null)
-    {
-        using var request = new HttpRequestMessage(method, url) { Content = content };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        request.Headers.UserAgent.ParseAdd("cli");
-        return await Reply.From(await _service.Client.SendAsync(request));
-    }
+    private Task<Reply> Send(HttpMethod method, string url, string token, HttpContent? content = null) => SendTo(_service, method, url, token, content);
 
     private string Gateway => TestKeys.Token(TokenClaims.ForGateway(_org, "gw-1"));
 
     private string User => TestKeys.Token(TokenClaims.ForUser(_org, "alice", PamScopes.Create, PamScopes.Read));
 
-    private async Task<Guid> CreateSession()
+    /// <summary>A session of this test's org, created through the shared service or through <paramref name="on"/>.</summary>
+    private async Task<Guid> CreateSession(ServiceProcess? on = null)
     {
-        var created = await Send(HttpMethod.Post, Org.Sessions, User,
+        var created = await SendTo(on ?? _service, HttpMethod.Post, Org.Sessions, User,
             JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId = "gw-1" }));
         created.Status.ShouldBe(HttpStatusCode.Created, created.Body.ToString());
         return created.Body.GetProperty("session").GetProperty("id").GetGuid();
@@ -171,13 +166,7 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         // The database stalls: every session's stream is locked, as by a long transaction.
         await using var connection = new NpgsqlConnection(store.Database.ConnectionString);
-        await connection.OpenAsync();
-        await using var stall = await connection.BeginTransactionAsync();
-        await using (var lockStreams = new NpgsqlCommand("select id from pam.mt_streams where id = any(@ids) for update", connection, stall))
-        {
-            lockStreams.Parameters.AddWithValue("ids", sessions.ToArray());
-            await lockStreams.ExecuteNonQueryAsync();
-        }
+        await using var stall = await HoldStreamsAsync(connection, [.. sessions]);
 
         var uploads = sessions.Select(s => SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{s}/event-batches?startOffset=0", Gateway, OctetStream(events))).ToList();
         var waited = Stopwatch.StartNew();
@@ -205,16 +194,20 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     {
         await using var link = DatabaseLink.To(store.Database.ConnectionString);
         await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings) { ["ConnectionStrings:Marten"] = link.ConnectionString });
-        var created = await SendTo(service, HttpMethod.Post, Org.Sessions, User,
-            JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId = "gw-1" }));
-        var session = created.Body.GetProperty("session").GetProperty("id").GetGuid();
+        var session = await CreateSession(on: service);
         (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)))).ShouldBeAccepted(0);
 
         link.Cut();
 
         var upload = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=300", Gateway, OctetStream(Lines(3, 3)));
-        upload.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable").Response.Headers.RetryAfter?.Delta.ShouldBe(TimeSpan.FromSeconds(5));
+        upload.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable").Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(5));
         (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User)).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable");
+
+        // Health answers from what it saw at most 2 s ago (the start-up probe saw the database).
+        var health = await SendTo(service, HttpMethod.Get, "/health", User);
+        for (var waited = Stopwatch.StartNew(); health.Status == HttpStatusCode.OK && waited.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(200))
+            health = await SendTo(service, HttpMethod.Get, "/health", User);
+        health.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable").Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(5));
 
         link.Mend();
 
@@ -236,23 +229,30 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         // Another node holds the session's stream, longer than the service waits for a lock (1 s here).
         await using (var connection = new NpgsqlConnection(store.Database.ConnectionString))
+        await using (await HoldStreamsAsync(connection, session))
         {
-            await connection.OpenAsync();
-            await using var holder = await connection.BeginTransactionAsync();
-            await using var lockStream = new NpgsqlCommand("select id from pam.mt_streams where id = @id for update", connection, holder);
-            lockStream.Parameters.AddWithValue("id", session);
-            await lockStream.ExecuteNonQueryAsync();
-
             (await upload()).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "session-locked").Response.Headers.RetryAfter.ShouldNotBeNull();
         }
 
         (await upload()).ShouldBeAccepted(0);
     }
 
+    /// <summary>A transaction on <paramref name="connection"/> holding the sessions' stream rows, as another node writing them would.</summary>
+    private static async Task<NpgsqlTransaction> HoldStreamsAsync(NpgsqlConnection connection, params Guid[] sessions)
+    {
+        await connection.OpenAsync();
+        var holder = await connection.BeginTransactionAsync();
+        await using var lockStreams = new NpgsqlCommand("select id from pam.mt_streams where id = any(@ids) for update", connection, holder);
+        lockStreams.Parameters.AddWithValue("ids", sessions);
+        await lockStreams.ExecuteNonQueryAsync();
+        return holder;
+    }
+
     private static async Task<Reply> SendTo(ServiceProcess service, HttpMethod method, string url, string token, HttpContent? content = null)
     {
         using var request = new HttpRequestMessage(method, url) { Content = content };
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Headers.UserAgent.ParseAdd("cli");
         return await Reply.From(await service.Client.SendAsync(request));
     }
 
