@@ -39,7 +39,8 @@ public sealed record BenchmarkSize(bool Quick)
 /// simulator driving it over loopback, and the raw-table baseline on the same cluster with the same
 /// payload bytes and concurrency, one after the other in the same run.
 /// </summary>
-public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log, string? only = null, bool profileStatements = false)
+public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log, string? only = null, bool profileStatements = false,
+    IReadOnlyDictionary<string, string>? postgresSettings = null, bool freshWal = false)
 {
     /// <summary>The phases <c>--only</c> can pick, to profile or compare one change without a whole run.</summary>
     public static readonly string[] Phases = ["ingest", "latency", "pages"];
@@ -63,9 +64,10 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
             Durable = durable,
             Settings = new Dictionary<string, string> { ["max_connections"] = "300" }
                 .Concat(profileStatements ? StatementProfile.ClusterSettings : [])
-                .ToDictionary(),
+                .Concat(postgresSettings ?? new Dictionary<string, string>())
+                .GroupBy(s => s.Key, s => s.Value).ToDictionary(g => g.Key, g => g.Last()),
         });
-        var pgSettings = await ServerSettingsAsync(cluster.ConnectionString);
+        var pgSettings = await ServerSettingsAsync(cluster.ConnectionString, postgresSettings?.Keys ?? []);
         log($"PostgreSQL {cluster.ServerVersion} on 127.0.0.1:{cluster.Port}: " + string.Join(", ", pgSettings.Select(s => $"{s.Key}={s.Value}")));
 
         var signingKey = RandomNumberGenerator.GetBytes(32);
@@ -102,6 +104,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         }
 
         var figures = new List<Figure>();
+        if (!freshWal && !size.Quick) await RecycleWalAsync();
         await WarmUpAsync(api, tokens, org, raw);
 
         if (Runs("ingest") || Runs("latency"))
@@ -146,6 +149,37 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         }
 
         log("warmed up");
+    }
+
+    /// <summary>
+    /// Gives the new cluster what a server that has run a while has: WAL segments to reuse. A fresh
+    /// cluster has none, so every 16 MiB of WAL the run writes means a new segment file created and
+    /// zero-filled (<c>wal_init_zero</c>) and synced while the commits behind it wait; a server in
+    /// service renames segments it no longer needs into future ones at each checkpoint instead. Those
+    /// creations were the largest of the upload latency's stalls, for the baseline as for the service
+    /// (2026-12-05). Writes as much WAL as <c>max_wal_size</c> through a table that is then dropped,
+    /// and checkpoints, so that its segments are recycled. <c>--fresh-wal</c> skips it.
+    /// </summary>
+    private async Task RecycleWalAsync()
+    {
+        await using var connection = new NpgsqlConnection(_connectionString);
+        await connection.OpenAsync();
+        async Task<T> Scalar<T>(string sql)
+        {
+            await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
+            return (T)(await command.ExecuteScalarAsync())!;
+        }
+
+        var maxWalBytes = await Scalar<long>("select setting::bigint * 1024 * 1024 from pg_settings where name = 'max_wal_size'");
+        // Rows of 8,000 incompressible-enough bytes kept out of line and uncompressed: each writes its
+        // bytes to the WAL once.
+        await Scalar<object>("create table bench_wal_fill (b text); alter table bench_wal_fill alter column b set storage external");
+        await Scalar<object>($"insert into bench_wal_fill select repeat(md5(i::text), 250) from generate_series(1, {maxWalBytes / 8000}) i");
+        await Scalar<object>("drop table bench_wal_fill");
+        await Scalar<object>("checkpoint");
+        var segments = await Scalar<long>("select count(*) from pg_ls_waldir() where name ~ '^[0-9A-F]{24}$'");
+        _details["wal_segments_ready"] = segments;
+        log($"WAL: {segments} segments on disk after a checkpoint ({segments * 16} MiB), reused from here on as on a server in service");
     }
 
     private async Task<(Figure Ingest, Figure Duplicates)> IngestAndDuplicatesAsync(PamApiClient api, DevelopmentTokens tokens, string org, RawBaseline raw)
@@ -519,12 +553,13 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    private static async Task<Dictionary<string, string>> ServerSettingsAsync(string connectionString)
+    private static async Task<Dictionary<string, string>> ServerSettingsAsync(string connectionString, IEnumerable<string> chosen)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         var settings = new Dictionary<string, string>();
-        foreach (var name in new[] { "fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_level", "max_connections" })
+        string[] always = ["fsync", "synchronous_commit", "full_page_writes", "shared_buffers", "wal_level", "max_connections"];
+        foreach (var name in always.Union(chosen, StringComparer.OrdinalIgnoreCase))
         {
             await using var show = new NpgsqlCommand($"show {name}", connection);
             settings[name] = (string)(await show.ExecuteScalarAsync())!;
