@@ -118,10 +118,14 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
             var (ingest, duplicates) = await IngestAndDuplicatesAsync(api, tokens, org, raw);
             figures.Add(ingest);
             figures.Add(duplicates);
-            if (Runs("latency")) figures.Add(await LatencyAtLoadAsync(api, tokens, org, raw, ingest.Value * 0.8));
         }
 
         if (Runs("pages")) figures.AddRange(await LongSessionAsync(api, http, tokens, org, raw));
+
+        // After the pages: a minute at 80% of peak leaves the database and the service busy working it
+        // off (checkpoint, writeback, grown pools), which slowed the log page that followed it by a
+        // third (4-5 -> 6-8.5 ms, the raw select hardly at all, 2026-12-05). Listed as before.
+        if (Runs("latency")) figures.Insert(2, await LatencyAtLoadAsync(api, tokens, org, raw, figures[0].Value * 0.8));
         if (only is null)
         {
             figures.Add(await DiskAsync(raw));
