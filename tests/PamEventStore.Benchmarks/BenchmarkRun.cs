@@ -45,7 +45,7 @@ public sealed record BenchmarkSize(bool Quick)
 /// payload bytes and concurrency, one after the other in the same run.
 /// </summary>
 public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string> log, string? only = null, bool profileStatements = false,
-    IReadOnlyDictionary<string, string>? postgresSettings = null, bool freshWal = false)
+    IReadOnlyDictionary<string, string>? postgresSettings = null, bool freshWal = false, IReadOnlyDictionary<string, string>? serviceSettings = null)
 {
     /// <summary>The phases <c>--only</c> can pick, to profile or compare one change without a whole run.</summary>
     public static readonly string[] Phases = ["ingest", "latency", "pages"];
@@ -86,8 +86,8 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
             ["Encryption:MasterKeys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
             ["LocalData:Directory"] = dataDirectory,
             ["Logging:LogLevel:Default"] = "Warning",
-        });
-        log($"service pid {service.ProcessId} on {service.BaseAddress}");
+        }.Concat(serviceSettings ?? new Dictionary<string, string>()).GroupBy(s => s.Key, s => s.Value).ToDictionary(g => g.Key, g => g.Last()));
+        log($"service pid {service.ProcessId} on {service.BaseAddress}" + (serviceSettings is { Count: > 0 } ? " with " + string.Join(", ", serviceSettings.Select(s => $"{s.Key}={s.Value}")) : ""));
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
         {
@@ -136,7 +136,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         _statements?.KeepPlans(Path.Combine(cluster.Directory, "server.log"));
 
         if (Directory.Exists(dataDirectory)) Directory.Delete(dataDirectory, recursive: true);
-        return new BenchmarkResults((size.Quick ? "quick" : "full") + (only is null ? "" : $" ({only} only)"), started, clock.Elapsed.TotalSeconds, Machine(cluster), pgSettings, figures, _details);
+        return new BenchmarkResults((size.Quick ? "quick" : "full") + (only is null ? "" : $" ({only} only)"), started, clock.Elapsed.TotalSeconds, Machine(cluster), pgSettings, figures, _details, serviceSettings);
     }
 
     /// <summary>

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
-// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--statements] [--pg name=value]... [--fresh-wal] [--out bench-results/latest.json]
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--statements] [--pg name=value]... [--service name=value]... [--fresh-wal] [--out bench-results/latest.json]
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
 
 if (args is ["verify", var file])
@@ -34,17 +34,10 @@ if (onlyIndex >= 0 && !BenchmarkRun.Phases.Contains(only))
 }
 
 // --pg name=value (repeatable) starts the throwaway PostgreSQL with that setting too, to compare settings A/B.
-var postgresSettings = new Dictionary<string, string>();
-for (var i = 0; i < args.Length; i++)
-{
-    if (args[i] != "--pg") continue;
-    if (i + 1 >= args.Length || args[i + 1].Split('=', 2) is not [var name, var value] || name.Length == 0)
-    {
-        Console.Error.WriteLine("--pg takes name=value, e.g. --pg backend_flush_after=256kB");
-        return 2;
-    }
-    postgresSettings[name] = value;
-}
+// --service name=value (repeatable) starts the service process with that configuration setting or
+// environment variable too (e.g. DOTNET_gcServer=0), to compare runtime or service settings A/B.
+if (Pairs("--pg", "backend_flush_after=256kB") is not { } postgresSettings) return 2;
+if (Pairs("--service", "DOTNET_gcServer=0") is not { } serviceSettings) return 2;
 
 // A one-phase run lacks figures `verify` requires: it never overwrites latest.json.
 var outIndex = Array.IndexOf(args, "--out");
@@ -54,9 +47,26 @@ var output = outIndex >= 0 && outIndex + 1 < args.Length ? args[outIndex + 1] : 
 Console.Error.WriteLine("warning: a Debug build; figures are only meaningful with -c Release");
 #endif
 
-var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"), only, args.Contains("--statements"), postgresSettings, args.Contains("--fresh-wal"));
+var run = new BenchmarkRun(new BenchmarkSize(quick), durable, message => Console.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}"), only, args.Contains("--statements"), postgresSettings, args.Contains("--fresh-wal"), serviceSettings);
 var results = await run.RunAsync();
 results.Print(Console.Out);
 await results.WriteAsync(output);
 Console.WriteLine($"\nwritten to {Path.GetFullPath(output)} ({results.DurationSeconds:0} s, {results.Mode} run)");
 return 0;
+
+Dictionary<string, string>? Pairs(string option, string example)
+{
+    var pairs = new Dictionary<string, string>();
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (args[i] != option) continue;
+        if (i + 1 >= args.Length || args[i + 1].Split('=', 2) is not [var name, var value] || name.Length == 0)
+        {
+            Console.Error.WriteLine($"{option} takes name=value, e.g. {option} {example}");
+            return null;
+        }
+        pairs[name] = value;
+    }
+
+    return pairs;
+}

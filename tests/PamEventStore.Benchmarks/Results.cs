@@ -14,7 +14,8 @@ public sealed record BenchmarkResults(
     IReadOnlyDictionary<string, string> Machine,
     IReadOnlyDictionary<string, string> PostgresSettings,
     IReadOnlyList<Figure> Figures,
-    IReadOnlyDictionary<string, double> Details)
+    IReadOnlyDictionary<string, double> Details,
+    IReadOnlyDictionary<string, string>? ServiceSettings = null)
 {
     public static readonly string[] RequiredFigures =
     [
