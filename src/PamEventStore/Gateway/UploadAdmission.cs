@@ -14,11 +14,14 @@ namespace PamEventStore.Gateway;
 /// </summary>
 /// <remarks>
 /// One upload is always let in when nothing else is held, whatever its size, so that a limit set
-/// below <see cref="UploadOptions.MaxBatchBytes"/> cannot refuse a batch forever.
+/// below <see cref="UploadOptions.MaxBatchBytes"/> cannot refuse a batch forever. Legacy <c>/logs</c>
+/// uploads, whole recordings, take turns instead (<see cref="WaitForLegacyTurnAsync"/>).
 /// </remarks>
 public sealed class UploadAdmission
 {
     private readonly long _limit;
+    private readonly SemaphoreSlim _legacyTurns;
+    private readonly TimeSpan _legacyWait;
     private readonly Counter<long>? _turnedAway;
     private long _held;
 
@@ -26,6 +29,9 @@ public sealed class UploadAdmission
     public UploadAdmission(IOptions<UploadOptions> options, IMeterFactory? meters = null)
     {
         _limit = options.Value.MaxBytesInFlight;
+        LegacyTurns = options.Value.LegacyLogsAtOnce;
+        _legacyTurns = new SemaphoreSlim(LegacyTurns, LegacyTurns);
+        _legacyWait = options.Value.LegacyLogsWait;
         if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
 
         _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 because the node held its limit of upload bytes");
@@ -36,6 +42,31 @@ public sealed class UploadAdmission
     public long Held => Interlocked.Read(ref _held);
 
     public long Limit => _limit;
+
+    /// <summary>Legacy uploads read and stored at once.</summary>
+    public int LegacyTurns { get; }
+
+    /// <summary>
+    /// A turn for a legacy upload, to take before its body is read and to dispose once it is decided;
+    /// null when none came within <see cref="UploadOptions.LegacyLogsWait"/>. A wait, not an outright
+    /// refusal as for batches: a gateway sends its legacy upload once, at the end of a session.
+    /// </summary>
+    public async Task<IDisposable?> WaitForLegacyTurnAsync(CancellationToken ct)
+    {
+        if (await _legacyTurns.WaitAsync(_legacyWait, ct)) return new LegacyTurn(_legacyTurns);
+        _turnedAway?.Add(1);
+        return null;
+    }
+
+    private sealed class LegacyTurn(SemaphoreSlim turns) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0) turns.Release();
+        }
+    }
 
     /// <summary>Room for an upload of <paramref name="bytes"/>, held until the returned lease is disposed; null when there is none.</summary>
     public Lease? TryAdmit(long bytes)

@@ -26,13 +26,21 @@ public static class UploadLegacyLogsEndpoint
         Caller caller,
         RecordingCipher cipher,
         SessionBindings sessions,
+        UploadAdmission admission,
         IOptions<UploadOptions> options,
         TimeProvider clock,
         CancellationToken ct)
     {
         if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
 
-        var (body, bodyProblem) = await RequestBody.ReadAsync(request, options.Value.MaxLegacyLogsBytes, ct);
+        // Whole recordings: a few at a time, each waiting for its turn before its body is read, so that
+        // many sessions ending at once cannot make the node hold all their recordings in memory together.
+        var limit = options.Value.MaxLegacyLogsBytes;
+        if (RequestBody.RefuseUnread(request, limit) is { } unread) return unread.ToResult();
+        using var turn = await admission.WaitForLegacyTurnAsync(ct);
+        if (turn is null) return Problems.LegacyLogsBusy(admission.LegacyTurns, RetryAfterSeconds).ToResult();
+
+        var (body, bodyProblem) = await RequestBody.ReadAsync(request, limit, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 
@@ -59,4 +67,6 @@ public static class UploadLegacyLogsEndpoint
                 return Results.Ok(SessionView.Envelope(session));
         }
     }
+
+    private const int RetryAfterSeconds = 5;
 }

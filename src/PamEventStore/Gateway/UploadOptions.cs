@@ -29,10 +29,20 @@ public sealed class UploadOptions
     /// Most bytes of event batches a node holds at once, from reading to commit (<see cref="UploadAdmission"/>);
     /// an upload past it is answered 503 before its body is read. Each held byte stands for a few in memory
     /// (the body, its parsed and canonical forms, the ciphertext and the event written). At 6 KB a batch, the
-    /// default is several seconds of a busy node's uploads. Legacy <c>/logs</c> uploads are not counted: one
-    /// per session, at its end, and bounded by <see cref="MaxLegacyLogsBytes"/>.
+    /// default is several seconds of a busy node's uploads. Legacy <c>/logs</c> uploads take turns instead
+    /// (<see cref="LegacyLogsAtOnce"/>).
     /// </summary>
     public long MaxBytesInFlight { get; set; } = 32 * 1024 * 1024;
+
+    /// <summary>
+    /// Legacy <c>/logs</c> uploads a node reads and stores at once. Each is a whole recording of up to
+    /// <see cref="MaxLegacyLogsBytes"/>, so they are counted in turns, not against <see cref="MaxBytesInFlight"/>
+    /// (one alone would fill it); the next one waits for a turn before its body is read.
+    /// </summary>
+    public int LegacyLogsAtOnce { get; set; } = 2;
+
+    /// <summary>How long a legacy upload waits for its turn before it is answered 503 <c>busy</c>.</summary>
+    public TimeSpan LegacyLogsWait { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Most sessions one transaction decides and commits together.</summary>
     public int MaxSessionsPerCommit { get; set; } = 32;

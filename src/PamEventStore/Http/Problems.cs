@@ -64,6 +64,11 @@ public static class Problems
             $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["limit"] = limit, [RetryAfter] = retryAfterSeconds });
 
+    public static ProblemDetails LegacyLogsBusy(int turns, int retryAfterSeconds) =>
+        Create(503, "busy", "The service is busy",
+            $"This node is already storing {turns} legacy uploads, its limit at once, and none finished in time; this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["legacyUploadsAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
+
     /// <summary>
     /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.
     /// Should the connection have failed just after a commit, the request was stored, and sending it again

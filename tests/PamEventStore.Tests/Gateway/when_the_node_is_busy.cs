@@ -11,7 +11,8 @@ namespace PamEventStore.Tests.Gateway;
 
 /// <summary>
 /// A node holds at most <c>Uploads:MaxBytesInFlight</c> of uploads at once; past it, uploads are turned
-/// away (503) before anything is read or stored, and taken when sent again.
+/// away (503) before anything is read or stored, and taken when sent again. Legacy uploads, whole
+/// recordings, take turns (<c>Uploads:LegacyLogsAtOnce</c>) and wait for one before they are read.
 /// </summary>
 [Collection(PamStoreCollection.Name)]
 public sealed class when_the_node_is_busy(PamStoreHost store)
@@ -137,5 +138,85 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         admitted.ShouldBeGreaterThan(0);
         most.ShouldBeLessThanOrEqualTo(1_000);
         admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_waits_for_a_turn_and_is_stored_once_one_is_given_back()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        var turns = await TakeEveryLegacyTurnAsync();
+
+        var upload = _org.UploadLegacyAsync(session, Queries(3));
+        await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
+        upload.IsCompleted.ShouldBeFalse();
+        turns[0].Dispose();
+
+        (await upload).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeTrue();
+        foreach (var turn in turns) turn.Dispose();
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_without_a_turn_in_time_is_turned_away_unread_and_taken_when_sent_again()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+
+        Reply busy;
+        var turns = await TakeEveryLegacyTurnAsync();
+        try
+        {
+            busy = (await _org.UploadLegacyAsync(session, Queries(3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
+        }
+        finally
+        {
+            foreach (var turn in turns) turn.Dispose();
+        }
+
+        busy.Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(5));
+        busy.Body.GetProperty("legacyUploadsAtOnce").GetInt32().ShouldBe(Admission.LegacyTurns);
+        (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+
+        (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.SessionAsync(session)).GetProperty("eventCount").GetInt64().ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_gives_its_turn_back_whatever_its_answer()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+
+        (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.UploadLegacyAsync(session, Queries(3, "drop table"))).ShouldBeProblem(HttpStatusCode.Conflict, "logs-conflict");
+        (await _org.UploadLegacyAsync(session, "[{\"eventType\":1}]")).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
+
+        foreach (var turn in await TakeEveryLegacyTurnAsync()) turn.Dispose();
+    }
+
+    [Fact]
+    public async Task legacy_uploads_take_no_more_turns_than_there_are_and_each_is_given_back_once()
+    {
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { LegacyLogsAtOnce = 2, LegacyLogsWait = TimeSpan.FromMilliseconds(50) }));
+
+        var first = (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
+        using var second = (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
+        (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldBeNull();
+
+        first.Dispose();
+        first.Dispose();
+        using var third = (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
+        (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldBeNull();
+
+        using var gone = new CancellationTokenSource();
+        var waiting = admission.WaitForLegacyTurnAsync(gone.Token);
+        await gone.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(waiting);
+    }
+
+    /// <summary>Every legacy turn of the node, as if that many legacy uploads were being stored; fails if one is not free.</summary>
+    private async Task<List<IDisposable>> TakeEveryLegacyTurnAsync()
+    {
+        var turns = new List<IDisposable>();
+        for (var i = 0; i < Admission.LegacyTurns; i++) turns.Add((await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull());
+        return turns;
     }
 }

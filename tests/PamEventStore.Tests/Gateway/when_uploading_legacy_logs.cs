@@ -10,8 +10,6 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
 {
     private readonly Org _org = store.NewOrg();
 
-    private static string Queries(int count, string prefix = "select") => Batch(Enumerable.Range(0, count).Select(i => Query(i, $"{prefix} {i}")).ToArray());
-
     [Fact]
     public async Task the_whole_recording_is_stored_once_and_the_session_answered()
     {

@@ -26,6 +26,7 @@ public sealed class PamStoreHost : IAsyncLifetime
             builder.UseEnvironment("Testing");
             foreach (var (key, value) in TestKeys.ServiceSettings(Database.ConnectionString, DataDirectory)) builder.UseSetting(key, value);
             builder.UseSetting("Codegen:OutputPath", Path.Combine(DataDirectory, "generated"));
+            builder.UseSetting("Uploads:LegacyLogsWait", LegacyLogsWait.ToString());
             builder.ConfigureServices(services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
@@ -34,6 +35,9 @@ public sealed class PamStoreHost : IAsyncLifetime
             });
         });
     }
+
+    /// <summary>How long a legacy upload waits for its turn here: short, so a test of the refusal is quick.</summary>
+    public static readonly TimeSpan LegacyLogsWait = TimeSpan.FromSeconds(2);
 
     private Task<ServiceProcess>? _process;
 

@@ -26,6 +26,9 @@ public static class Recordings
 
     public static string Batch(params string[] events) => "[" + string.Join(",", events) + "]";
 
+    /// <summary>A SQL session's command log: <paramref name="count"/> queries "{prefix} 0", "{prefix} 1", ...</summary>
+    public static string Queries(int count, string prefix = "select") => Batch(Enumerable.Range(0, count).Select(i => Query(i, $"{prefix} {i}")).ToArray());
+
     /// <summary>A batch of terminal output lines numbered from <paramref name="first"/>.</summary>
     public static string Lines(int first, int count) =>
         Batch(Enumerable.Range(first, count).Select(i => Terminal(i, $"line {i}\r\n")).ToArray());
