@@ -19,7 +19,7 @@ public sealed record BenchmarkResults(
 {
     public static readonly string[] RequiredFigures =
     [
-        "ingest", "duplicates", "latency_at_80pct", "append_latency_growth", "page_latency_growth", "page_vs_raw", "disk_per_payload_byte", "peak_rss", "sustained_sessions",
+        "ingest", "duplicates", "latency_at_80pct", "append_latency_growth", "page_latency_growth", "page_vs_raw", "disk_per_payload_byte", "peak_rss", "sustained_sessions", "capacity_sessions",
     ];
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)

@@ -91,14 +91,15 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
 
     private sealed record FleetSession(SessionUploader Uploader, Workload Workload);
 
+    /// <summary>Each gateway opens its sessions one after another, the gateways side by side.</summary>
     private async Task<List<FleetSession>> OpenSessionsAsync(CancellationToken ct)
     {
         var platform = tokens.Platform(options.OrgId);
-        var sessions = new List<FleetSession>();
-        for (var g = 0; g < options.Gateways; g++)
+        var gateways = await Task.WhenAll(Enumerable.Range(0, options.Gateways).Select(async g =>
         {
             var gatewayId = $"gw-{g + 1}";
             var gatewayToken = tokens.Gateway(options.OrgId, gatewayId);
+            var sessions = new List<FleetSession>();
             for (var s = 0; s < options.SessionsPerGateway; s++)
             {
                 var seed = g * 10_000 + s;
@@ -106,9 +107,11 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
                 var id = await client.CreateSessionAsync(platform, new NewSession("simulation", workload.ResourceType, $"{workload.ResourceType}-{s + 1}", "operator", $"user-{s + 1}", gatewayId), ct);
                 sessions.Add(new FleetSession(new SessionUploader(client, id, gatewayToken, options.SendEndOffset), workload));
             }
-        }
 
-        return sessions;
+            return sessions;
+        }));
+
+        return gateways.SelectMany(sessions => sessions).ToList();
     }
 
     private static void InterlockedMax(ref long target, long value)
