@@ -47,15 +47,30 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         OrgSealing Sealing, IReadOnlyDictionary<string, byte[]> Keys, IReadOnlySet<string> Unopenable, DateTimeOffset LoadedAt);
 
     private readonly ConcurrentDictionary<string, UnwrappedRing> _rings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _sealingLoads = new(StringComparer.Ordinal);
 
     /// <summary>The active data key and fingerprint key, creating them on the org's first recording.</summary>
     public async ValueTask<OrgSealing> SealingAsync(string orgId, CancellationToken ct)
     {
-        if (_rings.TryGetValue(orgId, out var ring) && clock.GetUtcNow() - ring.LoadedAt <= ActiveKeyLifetime) return ring.Sealing;
+        if (Fresh(orgId) is { } sealing) return sealing;
 
-        // Several requests may reload at once; each gets a complete ring, and the last one is kept.
-        return (await LoadAsync(orgId, createIfMissing: true, ct))!.Sealing;
+        // One load per org at a time: otherwise an org's first uploads would each try to create its ring
+        // (measured: 66 failed inserts as 10,000 new sessions began uploading), and every upload arriving
+        // while the ring is reloaded would query it again. Those that waited take what the first loaded.
+        var gate = _sealingLoads.GetOrAdd(orgId, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(ct);
+        try
+        {
+            return Fresh(orgId) ?? (await LoadAsync(orgId, createIfMissing: true, ct))!.Sealing;
+        }
+        finally
+        {
+            gate.Release();
+        }
     }
+
+    private OrgSealing? Fresh(string orgId) =>
+        _rings.TryGetValue(orgId, out var ring) && clock.GetUtcNow() - ring.LoadedAt <= ActiveKeyLifetime ? ring.Sealing : null;
 
     /// <returns>The key, or null when the org has no usable key of that id.</returns>
     public async ValueTask<byte[]?> KeyAsync(string orgId, string keyId, CancellationToken ct)
