@@ -14,8 +14,13 @@ namespace PamEventStore.Gateway;
 /// </summary>
 public sealed class StoredBatchMemory : IDisposable
 {
-    /// <summary>Offsets remembered, least recently used evicted: ~400 bytes each, ~40 MB at most.</summary>
-    public const int Entries = 100_000;
+    /// <summary>
+    /// Offsets remembered, least recently used evicted: ~400 bytes each, ~20 MB at most. A gateway retries
+    /// on its next flush, 10 s later, so this covers a node at 1,000 uploads/s for 50 s; a retry older than
+    /// what is remembered goes through its session and is answered the same, only slower. With 100,000 a
+    /// full benchmark run peaked at 257-288 MiB, with 50,000 at 244-251 (BENCHMARKS.md).
+    /// </summary>
+    public const int Entries = 50_000;
 
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
 
