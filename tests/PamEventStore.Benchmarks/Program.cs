@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
-// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages] [--statements] [--pg name=value]... [--service name=value]... [--fresh-wal] [--out bench-results/latest.json]
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages|fleets] [--statements] [--pg name=value]... [--service name=value]... [--fresh-wal] [--out bench-results/latest.json]
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
 
 if (args is ["verify", var file])
