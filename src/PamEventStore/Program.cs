@@ -33,7 +33,7 @@ builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.S
 builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
     .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
     .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
-    .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero, "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait not negative.")
+    .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
     .ValidateOnStart();
 
 // Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.

@@ -35,9 +35,11 @@ public sealed record FleetReport(
     IReadOnlyDictionary<int, int> Failures,
     LatencyRecorder Latency,
     TimeSpan MaxLag,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    TimeSpan Interval)
 {
-    public double UploadsPerSecond => Uploads / Elapsed.TotalSeconds;
+    /// <summary>Over the time uploads were due: a session's first flush comes an interval after it starts recording.</summary>
+    public double UploadsPerSecond => Uploads / Math.Max((Elapsed - Interval).TotalSeconds, Interval.TotalSeconds);
 
     public int FailureCount => Failures.Values.Sum();
 }
@@ -86,7 +88,7 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
 
         var elapsed = clock.Elapsed;
         if (options.EndSessions) await Task.WhenAll(sessions.Select(s => s.Uploader.EndAsync("cancellation", ct)));
-        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed);
+        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed, options.Interval);
     }
 
     private sealed record FleetSession(SessionUploader Uploader, Workload Workload);

@@ -34,7 +34,7 @@ public sealed class UploadAdmission
         _legacyWait = options.Value.LegacyLogsWait;
         if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
 
-        _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 because the node held its limit of upload bytes");
+        _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 busy: batches past the node's limit of upload bytes (upload=batch), legacy uploads with no turn in time (upload=legacy)");
         meter.CreateObservableGauge("pam.uploads.bytes_held", () => Held, "By", "Bytes of event batches the node holds, from reading to commit (limit: Uploads:MaxBytesInFlight)");
     }
 
@@ -54,7 +54,7 @@ public sealed class UploadAdmission
     public async Task<IDisposable?> WaitForLegacyTurnAsync(CancellationToken ct)
     {
         if (await _legacyTurns.WaitAsync(_legacyWait, ct)) return new LegacyTurn(_legacyTurns);
-        _turnedAway?.Add(1);
+        _turnedAway?.Add(1, new KeyValuePair<string, object?>("upload", "legacy"));
         return null;
     }
 
@@ -76,7 +76,7 @@ public sealed class UploadAdmission
             var held = Interlocked.Read(ref _held);
             if (held > 0 && held + bytes > _limit)
             {
-                _turnedAway?.Add(1);
+                _turnedAway?.Add(1, new KeyValuePair<string, object?>("upload", "batch"));
                 return null;
             }
 

@@ -42,7 +42,7 @@ public sealed class when_many_uploads_need_an_orgs_keys_at_once(PamStoreHost sto
     }
 
     [Fact]
-    public async Task an_upload_that_stops_waiting_leaves_the_others_their_keys()
+    public async Task an_upload_whose_caller_is_gone_gets_no_keys_and_leaves_them_to_the_next()
     {
         var (keys, _) = CountingKeys();
         using var gone = new CancellationTokenSource();

@@ -43,17 +43,18 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     }
 
     [Fact]
-    public void what_the_node_holds_and_what_it_turns_away_are_measured()
+    public async Task what_the_node_holds_and_what_it_turns_away_are_measured()
     {
-        long held = -1, turnedAway = 0;
+        long held = -1, turnedAway = 0, legacyTurnedAway = 0;
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
         {
             if (instrument.Meter.Name == UploadCommits.MeterName && instrument.Name is "pam.uploads.bytes_held" or "pam.uploads.turned_away") l.EnableMeasurementEvents(instrument);
         };
-        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
             if (instrument.Name == "pam.uploads.bytes_held") Interlocked.Exchange(ref held, value);
+            else if (tags.ToArray().Contains(new KeyValuePair<string, object?>("upload", "legacy"))) Interlocked.Add(ref legacyTurnedAway, value);
             else Interlocked.Add(ref turnedAway, value);
         });
         listener.Start();
@@ -64,8 +65,19 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
             listener.RecordObservableInstruments();
         }
 
+        var turns = await TakeEveryLegacyTurnAsync();
+        try
+        {
+            (await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldBeNull();
+        }
+        finally
+        {
+            foreach (var turn in turns) turn.Dispose();
+        }
+
         held.ShouldBe(Admission.Limit);
         turnedAway.ShouldBe(1);
+        legacyTurnedAway.ShouldBe(1);
     }
 
     [Fact]
@@ -145,19 +157,25 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     {
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
         var turns = await TakeEveryLegacyTurnAsync();
+        try
+        {
+            var upload = _org.UploadLegacyAsync(session, Queries(3));
+            await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
+            upload.IsCompleted.ShouldBeFalse();
+            turns[0].Dispose();
 
-        var upload = _org.UploadLegacyAsync(session, Queries(3));
-        await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
-        upload.IsCompleted.ShouldBeFalse();
-        turns[0].Dispose();
+            (await upload).Status.ShouldBe(HttpStatusCode.OK);
+        }
+        finally
+        {
+            foreach (var turn in turns) turn.Dispose();
+        }
 
-        (await upload).Status.ShouldBe(HttpStatusCode.OK);
         (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeTrue();
-        foreach (var turn in turns) turn.Dispose();
     }
 
     [Fact]
-    public async Task a_legacy_upload_without_a_turn_in_time_is_turned_away_unread_and_taken_when_sent_again()
+    public async Task a_legacy_upload_without_a_turn_in_time_is_turned_away_unstored_and_taken_when_sent_again()
     {
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
 
@@ -206,8 +224,10 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         using var third = (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
         (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldBeNull();
 
+        var patient = new UploadAdmission(Options.Create(new UploadOptions { LegacyLogsAtOnce = 1, LegacyLogsWait = TimeSpan.FromMinutes(5) }));
+        using var held = (await patient.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
         using var gone = new CancellationTokenSource();
-        var waiting = admission.WaitForLegacyTurnAsync(gone.Token);
+        var waiting = patient.WaitForLegacyTurnAsync(gone.Token);
         await gone.CancelAsync();
         await Should.ThrowAsync<OperationCanceledException>(waiting);
     }
@@ -216,7 +236,15 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     private async Task<List<IDisposable>> TakeEveryLegacyTurnAsync()
     {
         var turns = new List<IDisposable>();
-        for (var i = 0; i < Admission.LegacyTurns; i++) turns.Add((await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull());
-        return turns;
+        try
+        {
+            for (var i = 0; i < Admission.LegacyTurns; i++) turns.Add((await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull());
+            return turns;
+        }
+        catch
+        {
+            foreach (var turn in turns) turn.Dispose();
+            throw;
+        }
     }
 }
