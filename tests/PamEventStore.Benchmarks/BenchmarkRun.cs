@@ -70,10 +70,8 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         await using var cluster = await PostgresCluster.StartAsync(PostgresClusterOptions.InTempDirectory("pamstore-bench") with
         {
             Durable = durable,
-            Settings = new Dictionary<string, string> { ["max_connections"] = "300" }
-                .Concat(profileStatements ? StatementProfile.ClusterSettings : [])
-                .Concat(postgresSettings ?? new Dictionary<string, string>())
-                .GroupBy(s => s.Key, s => s.Value).ToDictionary(g => g.Key, g => g.Last()),
+            Settings = Overridden(new Dictionary<string, string> { ["max_connections"] = "300" }
+                .Concat(profileStatements ? StatementProfile.ClusterSettings : []), postgresSettings),
         });
         var pgSettings = await ServerSettingsAsync(cluster.ConnectionString, postgresSettings?.Keys ?? []);
         log($"PostgreSQL {cluster.ServerVersion} on 127.0.0.1:{cluster.Port}: " + string.Join(", ", pgSettings.Select(s => $"{s.Key}={s.Value}")));
@@ -81,7 +79,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
         var signingKey = RandomNumberGenerator.GetBytes(32);
         var dataDirectory = Path.Combine(Path.GetTempPath(), $"pamstore-bench-data-{Guid.NewGuid():N}");
-        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>
+        await using var service = await ServiceProcess.StartAsync(Overridden(new Dictionary<string, string>
         {
             ["ASPNETCORE_ENVIRONMENT"] = "Production",
             ["ConnectionStrings:Marten"] = cluster.ConnectionString,
@@ -89,7 +87,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
             ["Encryption:MasterKeys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
             ["LocalData:Directory"] = dataDirectory,
             ["Logging:LogLevel:Default"] = "Warning",
-        }.Concat(serviceSettings ?? new Dictionary<string, string>()).GroupBy(s => s.Key, s => s.Value).ToDictionary(g => g.Key, g => g.Last()));
+        }, serviceSettings));
         log($"service pid {service.ProcessId} on {service.BaseAddress}" + (serviceSettings is { Count: > 0 } ? " with " + string.Join(", ", serviceSettings.Select(s => $"{s.Key}={s.Value}")) : ""));
 
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 512, PooledConnectionLifetime = Timeout.InfiniteTimeSpan })
@@ -527,16 +525,8 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
     private async Task<Figure> SustainedAsync(PamApiClient api, DevelopmentTokens tokens)
     {
-        var (sessions, report, expected, kept) = await FleetAsync(api, tokens, "bench-fleet", size.SustainedGateways * size.SustainedSessionsPerGateway);
-        _details["sustained_sessions"] = sessions;
-        _details["sustained_uploads"] = report.Uploads;
-        _details["sustained_uploads_per_s"] = report.UploadsPerSecond;
-        _details["sustained_p99_ms"] = report.Latency.Percentile(99);
-        _details["sustained_max_lag_ms"] = report.MaxLag.TotalMilliseconds;
-        _details["sustained_failures"] = report.FailureCount;
-        log($"sustained: {sessions} sessions every {size.SustainedInterval.TotalSeconds:0} s: {FleetSummary(report)}");
-        return new Figure("sustained_sessions", $"{sessions} sessions, a batch per {size.SustainedInterval.TotalSeconds:0} s each: uploads done / due",
-            report.Uploads, "", expected, report.Uploads / expected, "no backlog", kept);
+        var sessions = size.SustainedGateways * size.SustainedSessionsPerGateway;
+        return await FleetAsync(api, tokens, "sustained", "bench-fleet", sessions, $"{sessions} sessions");
     }
 
     /// <summary>
@@ -547,26 +537,17 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private async Task<Figure> CapacityAsync(PamApiClient api, DevelopmentTokens tokens, double peakRate)
     {
         var estimate = peakRate * size.SustainedInterval.TotalSeconds * 0.8;
-        var perGateway = Math.Max(1, (int)Math.Min(estimate, size.MaxCapacitySessions) / size.SustainedGateways);
-        var (sessions, report, expected, kept) = await FleetAsync(api, tokens, "bench-capacity", size.SustainedGateways * perGateway);
         _details["sessions_per_node_at_80pct"] = estimate;
-        _details["capacity_sessions"] = sessions;
-        _details["capacity_uploads"] = report.Uploads;
-        _details["capacity_uploads_per_s"] = report.UploadsPerSecond;
-        _details["capacity_p50_ms"] = report.Latency.Percentile(50);
-        _details["capacity_p99_ms"] = report.Latency.Percentile(99);
-        _details["capacity_max_lag_ms"] = report.MaxLag.TotalMilliseconds;
-        _details["capacity_failures"] = report.FailureCount;
-        log($"capacity: {sessions} sessions (80% of peak x {size.SustainedInterval.TotalSeconds:0} s) every {size.SustainedInterval.TotalSeconds:0} s: {FleetSummary(report)}");
-        return new Figure("capacity_sessions", $"{sessions} sessions (80% of peak), a batch per {size.SustainedInterval.TotalSeconds:0} s each: uploads done / due",
-            report.Uploads, "", expected, report.Uploads / expected, "no backlog", kept);
+        var sessions = size.SustainedGateways * Math.Max(1, (int)Math.Min(estimate, size.MaxCapacitySessions) / size.SustainedGateways);
+        return await FleetAsync(api, tokens, "capacity", "bench-capacity", sessions, $"{sessions} sessions (80% of peak)");
     }
 
     /// <summary>
-    /// A fleet of gateways, each session uploading a batch every interval for the phase's duration. Kept up
-    /// when nothing failed, at least 99% of the uploads due were done, and no flush started a second late.
+    /// A fleet of gateways, each session uploading a batch every interval for the phase's duration, its
+    /// details recorded under <paramref name="phase"/>. Kept up when nothing failed, at least 99% of the
+    /// uploads due were done, and no flush started a second late.
     /// </summary>
-    private async Task<(int Sessions, FleetReport Report, double Expected, bool Kept)> FleetAsync(PamApiClient api, DevelopmentTokens tokens, string org, int sessions)
+    private async Task<Figure> FleetAsync(PamApiClient api, DevelopmentTokens tokens, string phase, string org, int sessions, string what)
     {
         var fleet = new GatewayFleet(api, tokens, new FleetOptions
         {
@@ -580,12 +561,23 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var report = await fleet.RunAsync(log);
         var expected = sessions * Math.Floor(size.SustainedDuration / size.SustainedInterval - 1e-9);
         var kept = report.FailureCount == 0 && report.Uploads >= expected * 0.99 && report.MaxLag < TimeSpan.FromSeconds(1);
-        return (sessions, report, expected, kept);
+
+        _details[$"{phase}_sessions"] = sessions;
+        _details[$"{phase}_uploads"] = report.Uploads;
+        _details[$"{phase}_uploads_per_s"] = report.UploadsPerSecond;
+        _details[$"{phase}_p50_ms"] = report.Latency.Percentile(50);
+        _details[$"{phase}_p99_ms"] = report.Latency.Percentile(99);
+        _details[$"{phase}_max_lag_ms"] = report.MaxLag.TotalMilliseconds;
+        _details[$"{phase}_failures"] = report.FailureCount;
+        var interval = size.SustainedInterval.TotalSeconds;
+        log($"{phase}: {what} every {interval:0} s: {report.Uploads} uploads ({report.UploadsPerSecond:0.0}/s), p50 {report.Latency.Percentile(50):0.0} ms, " +
+            $"p99 {report.Latency.Percentile(99):0.0} ms, largest lag {report.MaxLag.TotalMilliseconds:0} ms, {report.FailureCount} failed");
+        return new Figure($"{phase}_sessions", $"{what}, a batch per {interval:0} s each: uploads done / due", report.Uploads, "", expected, report.Uploads / expected, "no backlog", kept);
     }
 
-    private static string FleetSummary(FleetReport report) =>
-        $"{report.Uploads} uploads ({report.UploadsPerSecond:0.0}/s), p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms, " +
-        $"largest lag {report.MaxLag.TotalMilliseconds:0} ms, {report.FailureCount} failed";
+    /// <summary>The run's own settings, with those given on the command line in place of any of the same name.</summary>
+    private static Dictionary<string, string> Overridden(IEnumerable<KeyValuePair<string, string>> defaults, IReadOnlyDictionary<string, string>? given) =>
+        defaults.Concat(given ?? new Dictionary<string, string>()).GroupBy(s => s.Key, s => s.Value).ToDictionary(g => g.Key, g => g.Last());
 
     private Figure PeakRss(int pid)
     {
