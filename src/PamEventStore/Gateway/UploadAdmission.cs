@@ -22,6 +22,8 @@ public sealed class UploadAdmission
     private readonly long _limit;
     private readonly SemaphoreSlim _legacyTurns;
     private readonly TimeSpan _legacyWait;
+    private readonly int _legacyWaitingLimit;
+    private int _legacyWaiting;
     private readonly Counter<long>? _turnedAway;
     private long _held;
 
@@ -32,6 +34,7 @@ public sealed class UploadAdmission
         LegacyTurns = options.Value.LegacyLogsAtOnce;
         _legacyTurns = new SemaphoreSlim(LegacyTurns, LegacyTurns);
         _legacyWait = options.Value.LegacyLogsWait;
+        _legacyWaitingLimit = options.Value.LegacyLogsWaiting;
         if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
 
         _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 busy: batches past the node's limit of upload bytes (upload=batch), legacy uploads with no turn in time (upload=legacy)");
@@ -48,12 +51,26 @@ public sealed class UploadAdmission
 
     /// <summary>
     /// A turn for a legacy upload, to take before its body is read and to dispose once it is decided;
-    /// null when none came within <see cref="UploadOptions.LegacyLogsWait"/>. A wait, not an outright
+    /// null when none came within <see cref="UploadOptions.LegacyLogsWait"/>, or when
+    /// <see cref="UploadOptions.LegacyLogsWaiting"/> uploads already wait for one. A wait, not an outright
     /// refusal as for batches: a gateway sends its legacy upload once, at the end of a session.
     /// </summary>
     public async Task<IDisposable?> WaitForLegacyTurnAsync(CancellationToken ct)
     {
-        if (await _legacyTurns.WaitAsync(_legacyWait, ct)) return new LegacyTurn(_legacyTurns);
+        if (_legacyTurns.Wait(0, CancellationToken.None)) return new LegacyTurn(_legacyTurns);
+
+        // No turn free: wait for one, unless as many are waiting already (each holds its connection
+        // and what the server buffered of its body), then the next is turned away at once.
+        try
+        {
+            if (Interlocked.Increment(ref _legacyWaiting) <= _legacyWaitingLimit && await _legacyTurns.WaitAsync(_legacyWait, ct))
+                return new LegacyTurn(_legacyTurns);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _legacyWaiting);
+        }
+
         _turnedAway?.Add(1, new KeyValuePair<string, object?>("upload", "legacy"));
         return null;
     }

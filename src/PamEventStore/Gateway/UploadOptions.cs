@@ -44,6 +44,23 @@ public sealed class UploadOptions
     /// <summary>How long a legacy upload waits for its turn before it is answered 503 <c>busy</c>.</summary>
     public TimeSpan LegacyLogsWait { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// Legacy uploads that may wait for a turn at once; the next is answered 503 <c>busy</c> without waiting.
+    /// Each one waiting holds its connection and what the server buffers of its body (up to 1 MiB).
+    /// </summary>
+    public int LegacyLogsWaiting { get; set; } = 16;
+
+    /// <summary>
+    /// Slowest a legacy upload's body may arrive once it has its turn, averaged after a grace of
+    /// <see cref="LegacyLogsGrace"/>: a gateway that stalls or trickles is cut off (408, its connection
+    /// closed, nothing stored) instead of keeping its turn from the others. At the defaults a turn is
+    /// held at most <see cref="MaxLegacyLogsBytes"/> / this, about 8.5 minutes for 32 MiB.
+    /// </summary>
+    public int LegacyLogsMinBytesPerSecond { get; set; } = 64 * 1024;
+
+    /// <summary>How long a legacy upload's body may be slow at first before <see cref="LegacyLogsMinBytesPerSecond"/> applies (more than a second).</summary>
+    public TimeSpan LegacyLogsGrace { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Most sessions one transaction decides and commits together.</summary>
     public int MaxSessionsPerCommit { get; set; } = 32;
 }

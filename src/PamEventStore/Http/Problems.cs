@@ -66,7 +66,7 @@ public static class Problems
 
     public static ProblemDetails LegacyLogsBusy(int turns, int retryAfterSeconds) =>
         Create(503, "busy", "The service is busy",
-            $"This node is already storing {turns} legacy uploads, its limit at once, and none finished in time; this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
+            $"This node is already storing {turns} legacy uploads, its limit at once, and others wait for their turn; this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["legacyUploadsAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
 
     /// <summary>

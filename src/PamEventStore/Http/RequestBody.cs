@@ -1,5 +1,7 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 
 namespace PamEventStore.Http;
 
@@ -17,6 +19,21 @@ public static class RequestBody
         !IsAcceptedContentType(request.ContentType) ? Problems.UnsupportedMediaType(request.ContentType)
         : request.ContentLength > limit ? Problems.PayloadTooLarge(limit)
         : null;
+
+    /// <summary>
+    /// The slowest <paramref name="request"/>'s body may arrive from now on, averaged after
+    /// <paramref name="grace"/>: slower, Kestrel answers 408 and closes the connection. Set before the body
+    /// is read. Kestrel paces HTTP/2 and HTTP/3 bodies only server-wide, and the in-memory test server not
+    /// at all: those keep the server's pace.
+    /// </summary>
+    public static void RequirePace(HttpRequest request, int bytesPerSecond, TimeSpan grace)
+    {
+        if ((HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol))
+            && request.HttpContext.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } pace)
+        {
+            pace.MinDataRate = new MinDataRate(bytesPerSecond, grace);
+        }
+    }
 
     public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadAsync(HttpRequest request, int limit, CancellationToken ct)
     {

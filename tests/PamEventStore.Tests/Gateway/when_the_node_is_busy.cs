@@ -232,6 +232,55 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         await Should.ThrowAsync<OperationCanceledException>(waiting);
     }
 
+    [Fact]
+    public async Task no_more_legacy_uploads_wait_for_a_turn_than_the_limit_and_the_next_is_turned_away_at_once()
+    {
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { LegacyLogsAtOnce = 1, LegacyLogsWaiting = 1, LegacyLogsWait = TimeSpan.FromMinutes(5) }));
+        var held = (await admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull();
+
+        var waiting = admission.WaitForLegacyTurnAsync(CancellationToken.None);
+        var past = admission.WaitForLegacyTurnAsync(CancellationToken.None);
+
+        past.IsCompleted.ShouldBeTrue();
+        (await past).ShouldBeNull();
+        waiting.IsCompleted.ShouldBeFalse();
+        held.Dispose();
+        var next = (await waiting).ShouldNotBeNull();
+
+        // Its place among those waiting is free again.
+        var after = admission.WaitForLegacyTurnAsync(CancellationToken.None);
+        after.IsCompleted.ShouldBeFalse();
+        next.Dispose();
+        (await after).ShouldNotBeNull().Dispose();
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_past_those_waiting_for_a_turn_is_turned_away_unstored_while_they_wait()
+    {
+        var waitingSession = await _org.CreateSessionAsync(resourceType: "postgres");
+        var pastSession = await _org.CreateSessionAsync(resourceType: "postgres");
+        Reply busy;
+        Task<Reply> waiting;
+        var turns = await TakeEveryLegacyTurnAsync();
+        try
+        {
+            // The test host lets one upload wait (PamStoreHost.LegacyLogsWaiting).
+            waiting = _org.UploadLegacyAsync(waitingSession, Queries(3));
+            await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
+            busy = (await _org.UploadLegacyAsync(pastSession, Queries(3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
+            waiting.IsCompleted.ShouldBeFalse();
+        }
+        finally
+        {
+            foreach (var turn in turns) turn.Dispose();
+        }
+
+        (await waiting).Status.ShouldBe(HttpStatusCode.OK);
+        busy.Response.Headers.RetryAfter.ShouldNotBeNull();
+        (await _org.SessionAsync(pastSession)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+        (await _org.UploadLegacyAsync(pastSession, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
     /// <summary>Every legacy turn of the node, as if that many legacy uploads were being stored; fails if one is not free.</summary>
     private async Task<List<IDisposable>> TakeEveryLegacyTurnAsync()
     {

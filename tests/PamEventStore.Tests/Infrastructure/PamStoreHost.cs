@@ -27,6 +27,7 @@ public sealed class PamStoreHost : IAsyncLifetime
             foreach (var (key, value) in TestKeys.ServiceSettings(Database.ConnectionString, DataDirectory)) builder.UseSetting(key, value);
             builder.UseSetting("Codegen:OutputPath", Path.Combine(DataDirectory, "generated"));
             builder.UseSetting("Uploads:LegacyLogsWait", LegacyLogsWait.ToString());
+            builder.UseSetting("Uploads:LegacyLogsWaiting", LegacyLogsWaiting.ToString());
             builder.ConfigureServices(services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
@@ -38,6 +39,9 @@ public sealed class PamStoreHost : IAsyncLifetime
 
     /// <summary>How long a legacy upload waits for its turn here: short, so a test of the refusal is quick.</summary>
     public static readonly TimeSpan LegacyLogsWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>How many legacy uploads may wait for a turn here at once: one, so a test of the next one's refusal needs few.</summary>
+    public const int LegacyLogsWaiting = 1;
 
     private Task<ServiceProcess>? _process;
 

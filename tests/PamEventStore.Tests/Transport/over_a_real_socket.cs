@@ -237,6 +237,79 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         (await upload()).ShouldBeAccepted(0);
     }
 
+    [Fact]
+    public async Task a_legacy_upload_whose_body_trickles_loses_its_turn_and_the_one_waiting_is_stored()
+    {
+        // One turn; a trickle faster than Kestrel's own minimum (240 B/s), far below the turn's.
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
+        {
+            ["Uploads:LegacyLogsAtOnce"] = "1",
+            ["Uploads:LegacyLogsWait"] = "00:00:20",
+            ["Uploads:LegacyLogsMinBytesPerSecond"] = "4096",
+            ["Uploads:LegacyLogsGrace"] = "00:00:03",
+        });
+        var trickled = await CreateSession(on: service);
+        var waiting = await CreateSession(on: service);
+
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(service.BaseAddress.Host, service.BaseAddress.Port);
+        var wire = socket.GetStream();
+        var head = $"POST {Org.Sessions}/{trickled}/logs HTTP/1.1\r\nHost: {service.BaseAddress.Authority}\r\nAuthorization: Bearer {Gateway}\r\n" +
+                   "Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n{\"logs\":[";
+        await wire.WriteAsync(Encoding.ASCII.GetBytes(head));
+        using var stop = new CancellationTokenSource();
+        var trickle = Task.Run(async () =>
+        {
+            // 300 B/s of JSON whitespace, until the server closes the connection.
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await wire.WriteAsync(Encoding.ASCII.GetBytes(new string(' ', 30)), stop.Token);
+                    await Task.Delay(100, stop.Token);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException)
+            {
+                // Stopped, or the server closed the connection.
+            }
+        });
+
+        await Task.Delay(500);
+        var next = SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{waiting}/logs", Gateway, OctetStream($"{{\"logs\":{Lines(0, 3)}}}"));
+        await Task.Delay(1000);
+        next.IsCompleted.ShouldBeFalse("the next legacy upload waits while the trickling one holds the only turn");
+
+        (await next).Status.ShouldBe(HttpStatusCode.OK);
+        var answer = await ReadUntilClosedAsync(wire, TimeSpan.FromSeconds(20));
+        await stop.CancelAsync();
+        await trickle;
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("application/problem+json");
+        answer.ShouldContain("request-timeout");
+        (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{trickled}", User)).Body.GetProperty("session").GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+        (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{waiting}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(3);
+    }
+
+    /// <summary>What the server sent on <paramref name="wire"/> until it closed the connection (or <paramref name="within"/> passed).</summary>
+    private static async Task<string> ReadUntilClosedAsync(System.Net.Sockets.NetworkStream wire, TimeSpan within)
+    {
+        using var timeout = new CancellationTokenSource(within);
+        var received = new MemoryStream();
+        var buffer = new byte[4096];
+        try
+        {
+            while (await wire.ReadAsync(buffer, timeout.Token) is var n and > 0) received.Write(buffer, 0, n);
+        }
+        catch (IOException)
+        {
+            // A reset after the answer: what was received stands.
+        }
+
+        return Encoding.ASCII.GetString(received.ToArray());
+    }
+
     /// <summary>A transaction on <paramref name="connection"/> holding the sessions' stream rows, as another node writing them would.</summary>
     private static async Task<NpgsqlTransaction> HoldStreamsAsync(NpgsqlConnection connection, params Guid[] sessions)
     {
