@@ -76,6 +76,9 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var pgSettings = await ServerSettingsAsync(cluster.ConnectionString, postgresSettings?.Keys ?? []);
         log($"PostgreSQL {cluster.ServerVersion} on 127.0.0.1:{cluster.Port}: " + string.Join(", ", pgSettings.Select(s => $"{s.Key}={s.Value}")));
         log($"host writeback: {KernelWriteback()}");
+        if (WritesBackInBursts())
+            log("  (the kernel's default: table pages reach the disk in bursts every 30 s, and WAL flushes wait behind them; " +
+                "the upload latency's tail shows it. A database host writes back steadily: see \"The database host\" in BENCHMARKS.md)");
 
         var signingKey = RandomNumberGenerator.GetBytes(32);
         var dataDirectory = Path.Combine(Path.GetTempPath(), $"pamstore-bench-data-{Guid.NewGuid():N}");
@@ -686,6 +689,13 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     /// The host's page cache writeback settings: they decide how the table pages PostgreSQL writes
     /// without syncing reach the disk, in a steady trickle or in bursts the WAL's flushes wait behind.
     /// </summary>
+    /// <summary>Dirty pages written back only once they are 30 s old (or past a share of memory): the kernel's default.</summary>
+    private static bool WritesBackInBursts() =>
+        KernelSetting("dirty_background_bytes") == 0 && KernelSetting("dirty_expire_centisecs") >= 3000;
+
+    private static long KernelSetting(string name) =>
+        File.Exists($"/proc/sys/vm/{name}") && long.TryParse(File.ReadAllText($"/proc/sys/vm/{name}").Trim(), out var value) ? value : -1;
+
     private static string KernelWriteback() => string.Join(", ",
         new[] { "dirty_background_bytes", "dirty_background_ratio", "dirty_expire_centisecs", "dirty_writeback_centisecs" }
             .Where(name => File.Exists($"/proc/sys/vm/{name}"))
