@@ -175,6 +175,58 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_legacy_upload_waiting_for_a_turn_has_its_body_taken_only_once_it_has_one()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        var body = new CountedContent(Encoding.UTF8.GetBytes($$"""{"logs":{{Queries(3)}}{{new string(' ', 1024 * 1024)}}}"""));
+        var turns = await TakeEveryLegacyTurnAsync();
+        try
+        {
+            var upload = _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/logs", _org.GatewayToken(), body);
+            await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
+
+            // No more than the server buffers ahead of the endpoint (the test server's pipe: 64 KiB).
+            upload.IsCompleted.ShouldBeFalse();
+            body.Taken.ShouldBeLessThan(body.Length / 8);
+            turns[0].Dispose();
+
+            (await upload).Status.ShouldBe(HttpStatusCode.OK);
+            body.Taken.ShouldBe(body.Length);
+        }
+        finally
+        {
+            foreach (var turn in turns) turn.Dispose();
+        }
+    }
+
+    /// <summary>A body whose bytes are counted as the server takes them, 8 KiB at a time.</summary>
+    private sealed class CountedContent(byte[] bytes) : HttpContent
+    {
+        private long _taken;
+
+        public long Length => bytes.Length;
+
+        public long Taken => Interlocked.Read(ref _taken);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            for (var at = 0; at < bytes.Length; at += 8192)
+            {
+                var chunk = bytes.AsMemory(at, Math.Min(8192, bytes.Length - at));
+                await stream.WriteAsync(chunk);
+                await stream.FlushAsync();
+                Interlocked.Add(ref _taken, chunk.Length);
+            }
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = bytes.Length;
+            return true;
+        }
+    }
+
+    [Fact]
     public async Task a_legacy_upload_without_a_turn_in_time_is_turned_away_unstored_and_taken_when_sent_again()
     {
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
