@@ -685,10 +685,6 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         ["kernel_writeback"] = KernelWriteback(),
     };
 
-    /// <summary>
-    /// The host's page cache writeback settings: they decide how the table pages PostgreSQL writes
-    /// without syncing reach the disk, in a steady trickle or in bursts the WAL's flushes wait behind.
-    /// </summary>
     /// <summary>Dirty pages written back only once they are 30 s old (or past a share of memory): the kernel's default.</summary>
     private static bool WritesBackInBursts() =>
         KernelSetting("dirty_background_bytes") == 0 && KernelSetting("dirty_expire_centisecs") >= 3000;
@@ -696,6 +692,10 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private static long KernelSetting(string name) =>
         File.Exists($"/proc/sys/vm/{name}") && long.TryParse(File.ReadAllText($"/proc/sys/vm/{name}").Trim(), out var value) ? value : -1;
 
+    /// <summary>
+    /// The host's page cache writeback settings: they decide how the table pages PostgreSQL writes
+    /// without syncing reach the disk, in a steady trickle or in bursts the WAL's flushes wait behind.
+    /// </summary>
     private static string KernelWriteback() => string.Join(", ",
         new[] { "dirty_background_bytes", "dirty_background_ratio", "dirty_expire_centisecs", "dirty_writeback_centisecs" }
             .Where(name => File.Exists($"/proc/sys/vm/{name}"))

@@ -27,7 +27,7 @@ public sealed class UploadAdmission
     private readonly Counter<long>? _turnedAway;
     private long _held;
 
-    /// <param name="meters">Where <c>pam.uploads.bytes_held</c> and <c>pam.uploads.turned_away</c> are published (meter <c>PamEventStore.Uploads</c>); none without it.</param>
+    /// <param name="meters">Where <c>pam.uploads.bytes_held</c>, <c>pam.uploads.legacy_waiting</c> and <c>pam.uploads.turned_away</c> are published (meter <c>PamEventStore.Uploads</c>); none without it.</param>
     public UploadAdmission(IOptions<UploadOptions> options, IMeterFactory? meters = null)
     {
         _limit = options.Value.MaxBytesInFlight;
@@ -37,8 +37,9 @@ public sealed class UploadAdmission
         _legacyWaitingLimit = options.Value.LegacyLogsWaiting;
         if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
 
-        _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 busy: batches past the node's limit of upload bytes (upload=batch), legacy uploads with no turn in time (upload=legacy)");
+        _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 busy: batches past the node's limit of upload bytes (upload=batch), legacy uploads with no turn in time or past those waiting for one (upload=legacy)");
         meter.CreateObservableGauge("pam.uploads.bytes_held", () => Held, "By", "Bytes of event batches the node holds, from reading to commit (limit: Uploads:MaxBytesInFlight)");
+        meter.CreateObservableGauge("pam.uploads.legacy_waiting", () => LegacyWaiting, "{upload}", "Legacy uploads waiting for a turn (limit: Uploads:LegacyLogsWaiting)");
     }
 
     /// <summary>Bytes of uploads held now.</summary>
@@ -61,18 +62,33 @@ public sealed class UploadAdmission
 
         // No turn free: wait for one, unless as many are waiting already (each holds its connection
         // and what the server buffered of its body), then the next is turned away at once.
-        try
+        if (TryJoinLegacyWaiting())
         {
-            if (Interlocked.Increment(ref _legacyWaiting) <= _legacyWaitingLimit && await _legacyTurns.WaitAsync(_legacyWait, ct))
-                return new LegacyTurn(_legacyTurns);
-        }
-        finally
-        {
-            Interlocked.Decrement(ref _legacyWaiting);
+            try
+            {
+                if (await _legacyTurns.WaitAsync(_legacyWait, ct)) return new LegacyTurn(_legacyTurns);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _legacyWaiting);
+            }
         }
 
         _turnedAway?.Add(1, new KeyValuePair<string, object?>("upload", "legacy"));
         return null;
+    }
+
+    /// <summary>Legacy uploads waiting for a turn now.</summary>
+    public int LegacyWaiting => Volatile.Read(ref _legacyWaiting);
+
+    private bool TryJoinLegacyWaiting()
+    {
+        for (var waiting = LegacyWaiting; waiting < _legacyWaitingLimit; waiting = LegacyWaiting)
+        {
+            if (Interlocked.CompareExchange(ref _legacyWaiting, waiting + 1, waiting) == waiting) return true;
+        }
+
+        return false;
     }
 
     private sealed class LegacyTurn(SemaphoreSlim turns) : IDisposable

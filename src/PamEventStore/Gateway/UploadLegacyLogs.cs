@@ -40,12 +40,9 @@ public static class UploadLegacyLogsEndpoint
         using var turn = await admission.WaitForLegacyTurnAsync(ct);
         if (turn is null) return Problems.LegacyLogsBusy(admission.LegacyTurns, RetryAfterSeconds).ToResult();
 
-        // Holding a turn, the body must keep coming: a gateway that stalls or trickles is cut off (408,
-        // its connection closed) instead of keeping the turn from every other legacy upload for hours at
-        // the server's default minimum rate.
-        RequestBody.RequirePace(request, options.Value.LegacyLogsMinBytesPerSecond, options.Value.LegacyLogsGrace);
-
-        var (body, bodyProblem) = await RequestBody.ReadAsync(request, limit, ct);
+        // Holding a turn, the body must keep coming: a gateway that stalls or trickles is cut off (408)
+        // instead of keeping the turn from every other legacy upload for hours at the server's default pace.
+        var (body, bodyProblem) = await RequestBody.ReadPacedAsync(request, limit, options.Value.LegacyLogsMinBytesPerSecond, options.Value.LegacyLogsGrace, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 

@@ -58,7 +58,7 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
         var problem = exception switch
         {
             BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
-            BadHttpRequestException { StatusCode: 408 } => Problems.Create(408, "request-timeout", "The request body arrived too slowly", exception.Message),
+            BadHttpRequestException { StatusCode: 408 } => Problems.BodyTooSlow(exception.Message),
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
             _ when DatabaseFailures.IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),

@@ -53,6 +53,10 @@ public static class Problems
         Create(415, "unsupported-media-type", "Unsupported content type",
             $"Send application/octet-stream or application/json, not '{contentType}'.");
 
+    /// <summary>A body that arrived slower than its endpoint requires: nothing of it was stored.</summary>
+    public static ProblemDetails BodyTooSlow(string detail) =>
+        Create(408, "request-timeout", "The request body arrived too slowly", detail);
+
     public static ProblemDetails PayloadTooLarge(long limit) =>
         Create(413, "payload-too-large", "The request body is too large",
             $"The body exceeds the limit of {limit} bytes. Upload smaller batches.",
@@ -66,7 +70,7 @@ public static class Problems
 
     public static ProblemDetails LegacyLogsBusy(int turns, int retryAfterSeconds) =>
         Create(503, "busy", "The service is busy",
-            $"This node is already storing {turns} legacy uploads, its limit at once, and others wait for their turn; this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
+            $"This node is already storing {turns} legacy uploads, its limit at once, and no turn came free for this one in time (or as many as may wait already did); this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["legacyUploadsAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
 
     /// <summary>

@@ -21,17 +21,31 @@ public static class RequestBody
         : null;
 
     /// <summary>
-    /// The slowest <paramref name="request"/>'s body may arrive from now on, averaged after
-    /// <paramref name="grace"/>: slower, Kestrel answers 408 and closes the connection. Set before the body
-    /// is read. Kestrel paces HTTP/2 and HTTP/3 bodies only server-wide, and the in-memory test server not
-    /// at all: those keep the server's pace.
+    /// Reads the body as <see cref="ReadAsync"/> does, as long as it arrives at <paramref name="bytesPerSecond"/>
+    /// or faster after <paramref name="grace"/>; a slower one is answered 408 <c>request-timeout</c>. Over
+    /// HTTP/1.x Kestrel measures the pace as the body arrives and closes the connection of a slow one; on
+    /// any protocol, the whole body must be read by the time its declared length (or the limit) takes at that pace.
     /// </summary>
-    public static void RequirePace(HttpRequest request, int bytesPerSecond, TimeSpan grace)
+    public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadPacedAsync(HttpRequest request, int limit, int bytesPerSecond, TimeSpan grace, CancellationToken ct)
     {
+        // Kestrel paces HTTP/2 and HTTP/3 bodies only server-wide (setting it here would throw), and the
+        // in-memory test server not at all.
         if ((HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol))
             && request.HttpContext.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } pace)
         {
             pace.MinDataRate = new MinDataRate(bytesPerSecond, grace);
+        }
+
+        var deadline = grace + TimeSpan.FromSeconds((double)Math.Min(request.ContentLength ?? limit, limit) / bytesPerSecond);
+        using var paced = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        paced.CancelAfter(deadline);
+        try
+        {
+            return await ReadAsync(request, limit, paced.Token);
+        }
+        catch (OperationCanceledException) when (paced.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            return (null, Problems.BodyTooSlow($"The body did not arrive within {deadline.TotalSeconds:0} s, at {bytesPerSecond} bytes/s after {grace.TotalSeconds:0} s; nothing was stored."));
         }
     }
 

@@ -199,6 +199,47 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         }
     }
 
+    [Fact]
+    public async Task a_legacy_upload_whose_body_stops_coming_is_answered_408_unstored_and_gives_its_turn_back()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        var options = store.Host.Services.GetRequiredService<IOptions<UploadOptions>>().Value;
+
+        // Declared as one second's worth at the required pace; a first part comes, then nothing.
+        using var stalled = new StalledContent(options.LegacyLogsMinBytesPerSecond, Encoding.UTF8.GetBytes("{\"logs\":["));
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/logs", _org.GatewayToken(), stalled).WaitAsync(TimeSpan.FromSeconds(30));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestTimeout, "request-timeout");
+        (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+        foreach (var turn in await TakeEveryLegacyTurnAsync()) turn.Dispose();
+        (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
+    /// <summary>A body that declares <paramref name="length"/> bytes, sends <paramref name="first"/> and then nothing until disposed.</summary>
+    private sealed class StalledContent(long length, byte[] first) : HttpContent
+    {
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context)
+        {
+            await stream.WriteAsync(first);
+            await stream.FlushAsync();
+            await _released.Task;
+        }
+
+        protected override bool TryComputeLength(out long declared)
+        {
+            declared = length;
+            return true;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            _released.TrySetResult();
+            base.Dispose(disposing);
+        }
+    }
+
     /// <summary>A body whose bytes are counted as the server takes them, 8 KiB at a time.</summary>
     private sealed class CountedContent(byte[] bytes) : HttpContent
     {
@@ -318,7 +359,8 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         {
             // The test host lets one upload wait (PamStoreHost.LegacyLogsWaiting).
             waiting = _org.UploadLegacyAsync(waitingSession, Queries(3));
-            await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
+            for (var polled = 0; Admission.LegacyWaiting == 0 && polled < 200; polled++) await Task.Delay(10);
+            Admission.LegacyWaiting.ShouldBe(PamStoreHost.LegacyLogsWaiting);
             busy = (await _org.UploadLegacyAsync(pastSession, Queries(3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
             waiting.IsCompleted.ShouldBeFalse();
         }

@@ -28,6 +28,7 @@ public sealed class PamStoreHost : IAsyncLifetime
             builder.UseSetting("Codegen:OutputPath", Path.Combine(DataDirectory, "generated"));
             builder.UseSetting("Uploads:LegacyLogsWait", LegacyLogsWait.ToString());
             builder.UseSetting("Uploads:LegacyLogsWaiting", LegacyLogsWaiting.ToString());
+            builder.UseSetting("Uploads:LegacyLogsGrace", LegacyLogsGrace.ToString());
             builder.ConfigureServices(services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
@@ -42,6 +43,9 @@ public sealed class PamStoreHost : IAsyncLifetime
 
     /// <summary>How many legacy uploads may wait for a turn here at once: one, so a test of the next one's refusal needs few.</summary>
     public const int LegacyLogsWaiting = 1;
+
+    /// <summary>How long a legacy body may be slow at first here before it must keep pace: short, so a test of a stalled one is quick.</summary>
+    public static readonly TimeSpan LegacyLogsGrace = TimeSpan.FromSeconds(2);
 
     private Task<ServiceProcess>? _process;
 

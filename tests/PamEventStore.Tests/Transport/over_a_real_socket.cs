@@ -240,32 +240,36 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     [Fact]
     public async Task a_legacy_upload_whose_body_trickles_loses_its_turn_and_the_one_waiting_is_stored()
     {
-        // One turn; a trickle faster than Kestrel's own minimum (240 B/s), far below the turn's.
+        // One turn; a trickle of 1 KB/s, four times Kestrel's own minimum (240 B/s), an eighth of the turn's.
+        // Its declared length would take longer at the turn's pace than the next upload waits: only the
+        // pace measured as the body arrives can cut it off in time.
         await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
         {
             ["Uploads:LegacyLogsAtOnce"] = "1",
             ["Uploads:LegacyLogsWait"] = "00:00:20",
-            ["Uploads:LegacyLogsMinBytesPerSecond"] = "4096",
+            ["Uploads:LegacyLogsMinBytesPerSecond"] = "8192",
             ["Uploads:LegacyLogsGrace"] = "00:00:03",
         });
         var trickled = await CreateSession(on: service);
         var waiting = await CreateSession(on: service);
+        var warm = await CreateSession(on: service);
+        (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{warm}/logs", Gateway, OctetStream($"{{\"logs\":{Lines(0, 1)}}}"))).Status.ShouldBe(HttpStatusCode.OK);
 
         using var socket = new System.Net.Sockets.TcpClient();
         await socket.ConnectAsync(service.BaseAddress.Host, service.BaseAddress.Port);
         var wire = socket.GetStream();
         var head = $"POST {Org.Sessions}/{trickled}/logs HTTP/1.1\r\nHost: {service.BaseAddress.Authority}\r\nAuthorization: Bearer {Gateway}\r\n" +
-                   "Content-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n{\"logs\":[";
+                   "Content-Type: application/octet-stream\r\nContent-Length: 400000\r\n\r\n{\"logs\":[";
         await wire.WriteAsync(Encoding.ASCII.GetBytes(head));
         using var stop = new CancellationTokenSource();
         var trickle = Task.Run(async () =>
         {
-            // 300 B/s of JSON whitespace, until the server closes the connection.
+            // JSON whitespace, until the server closes the connection.
             try
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    await wire.WriteAsync(Encoding.ASCII.GetBytes(new string(' ', 30)), stop.Token);
+                    await wire.WriteAsync(Encoding.ASCII.GetBytes(new string(' ', 100)), stop.Token);
                     await Task.Delay(100, stop.Token);
                 }
             }
