@@ -51,10 +51,12 @@ public sealed class UploadOptions
     public int LegacyLogsWaiting { get; set; } = 16;
 
     /// <summary>
-    /// Slowest a legacy upload's body may arrive once it has its turn, averaged after a grace of
-    /// <see cref="LegacyLogsGrace"/>: a gateway that stalls or trickles is cut off (408, its connection
-    /// closed, nothing stored) instead of keeping its turn from the others. At the defaults a turn is
-    /// held at most <see cref="MaxLegacyLogsBytes"/> / this, about 8.5 minutes for 32 MiB.
+    /// Slowest a legacy upload's body may arrive once it has its turn, after a grace of
+    /// <see cref="LegacyLogsGrace"/>: a gateway that stalls or trickles is cut off (408, nothing stored)
+    /// instead of keeping its turn from the others. Over HTTP/1.x the pace is measured as the body arrives
+    /// and a slow one's connection closed; on any protocol the body must be in by the grace plus its
+    /// declared length (or <see cref="MaxLegacyLogsBytes"/>) at this pace (<see cref="Http.RequestBody.ReadPacedAsync"/>).
+    /// At the defaults a turn is held at most about 8.5 minutes, for 32 MiB.
     /// </summary>
     public int LegacyLogsMinBytesPerSecond { get; set; } = 64 * 1024;
 
