@@ -689,8 +689,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private static bool WritesBackInBursts() =>
         KernelSetting("dirty_background_bytes") == 0 && KernelSetting("dirty_expire_centisecs") >= 3000;
 
-    private static long KernelSetting(string name) =>
-        File.Exists($"/proc/sys/vm/{name}") && long.TryParse(File.ReadAllText($"/proc/sys/vm/{name}").Trim(), out var value) ? value : -1;
+    private static long KernelSetting(string name) => long.TryParse(VmSetting(name), out var value) ? value : -1;
 
     /// <summary>
     /// The host's page cache writeback settings: they decide how the table pages PostgreSQL writes
@@ -698,6 +697,11 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     /// </summary>
     private static string KernelWriteback() => string.Join(", ",
         new[] { "dirty_background_bytes", "dirty_background_ratio", "dirty_expire_centisecs", "dirty_writeback_centisecs" }
-            .Where(name => File.Exists($"/proc/sys/vm/{name}"))
-            .Select(name => $"vm.{name}={File.ReadAllText($"/proc/sys/vm/{name}").Trim()}"));
+            .Select(name => (name, value: VmSetting(name)))
+            .Where(setting => setting.value is not null)
+            .Select(setting => $"vm.{setting.name}={setting.value}"));
+
+    /// <summary>A <c>vm.</c> kernel setting as the host has it; null where the kernel has none.</summary>
+    private static string? VmSetting(string name) =>
+        File.Exists($"/proc/sys/vm/{name}") ? File.ReadAllText($"/proc/sys/vm/{name}").Trim() : null;
 }
