@@ -65,14 +65,9 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
             listener.RecordObservableInstruments();
         }
 
-        var turns = await TakeEveryLegacyTurnAsync();
-        try
+        using (await TakeEveryLegacyTurnAsync())
         {
             (await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldBeNull();
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
 
         held.ShouldBe(Admission.Limit);
@@ -156,19 +151,14 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     public async Task a_legacy_upload_waits_for_a_turn_and_is_stored_once_one_is_given_back()
     {
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
-        var turns = await TakeEveryLegacyTurnAsync();
-        try
+        using (var turns = await TakeEveryLegacyTurnAsync())
         {
             var upload = _org.UploadLegacyAsync(session, Queries(3));
             await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
             upload.IsCompleted.ShouldBeFalse();
-            turns[0].Dispose();
+            turns.GiveBackOne();
 
             (await upload).Status.ShouldBe(HttpStatusCode.OK);
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
 
         (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeTrue();
@@ -179,8 +169,7 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     {
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
         var body = new CountedContent(Encoding.UTF8.GetBytes($$"""{"logs":{{Queries(3)}}{{new string(' ', 1024 * 1024)}}}"""));
-        var turns = await TakeEveryLegacyTurnAsync();
-        try
+        using (var turns = await TakeEveryLegacyTurnAsync())
         {
             var upload = _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/logs", _org.GatewayToken(), body);
             await Task.Delay(PamStoreHost.LegacyLogsWait / 4);
@@ -188,14 +177,10 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
             // No more than the server buffers ahead of the endpoint (the test server's pipe: 64 KiB).
             upload.IsCompleted.ShouldBeFalse();
             body.Taken.ShouldBeLessThan(body.Length / 8);
-            turns[0].Dispose();
+            turns.GiveBackOne();
 
             (await upload).Status.ShouldBe(HttpStatusCode.OK);
             body.Taken.ShouldBe(body.Length);
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
     }
 
@@ -211,7 +196,7 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
 
         reply.ShouldBeProblem(HttpStatusCode.RequestTimeout, "request-timeout");
         (await _org.SessionAsync(session)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
-        foreach (var turn in await TakeEveryLegacyTurnAsync()) turn.Dispose();
+        (await TakeEveryLegacyTurnAsync()).Dispose();
         (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
     }
 
@@ -273,14 +258,9 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         var session = await _org.CreateSessionAsync(resourceType: "postgres");
 
         Reply busy;
-        var turns = await TakeEveryLegacyTurnAsync();
-        try
+        using (await TakeEveryLegacyTurnAsync())
         {
             busy = (await _org.UploadLegacyAsync(session, Queries(3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
 
         busy.Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(5));
@@ -300,7 +280,7 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         (await _org.UploadLegacyAsync(session, Queries(3, "drop table"))).ShouldBeProblem(HttpStatusCode.Conflict, "logs-conflict");
         (await _org.UploadLegacyAsync(session, "[{\"eventType\":1}]")).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
 
-        foreach (var turn in await TakeEveryLegacyTurnAsync()) turn.Dispose();
+        (await TakeEveryLegacyTurnAsync()).Dispose();
     }
 
     [Fact]
@@ -354,8 +334,7 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         var pastSession = await _org.CreateSessionAsync(resourceType: "postgres");
         Reply busy;
         Task<Reply> waiting;
-        var turns = await TakeEveryLegacyTurnAsync();
-        try
+        using (await TakeEveryLegacyTurnAsync())
         {
             // The test host lets one upload wait (PamStoreHost.LegacyLogsWaiting).
             waiting = _org.UploadLegacyAsync(waitingSession, Queries(3));
@@ -363,10 +342,6 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
             Admission.LegacyWaiting.ShouldBe(PamStoreHost.LegacyLogsWaiting);
             busy = (await _org.UploadLegacyAsync(pastSession, Queries(3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
             waiting.IsCompleted.ShouldBeFalse();
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
 
         (await waiting).Status.ShouldBe(HttpStatusCode.OK);
@@ -376,9 +351,9 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     }
 
     /// <summary>Every legacy turn of the node, as if that many legacy uploads were being stored; fails if one is not free.</summary>
-    private async Task<List<IDisposable>> TakeEveryLegacyTurnAsync()
+    private async Task<HeldTurns> TakeEveryLegacyTurnAsync()
     {
-        var turns = new List<IDisposable>();
+        var turns = new HeldTurns();
         try
         {
             for (var i = 0; i < Admission.LegacyTurns; i++) turns.Add((await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull());
@@ -386,8 +361,24 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
         }
         catch
         {
-            foreach (var turn in turns) turn.Dispose();
+            turns.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Legacy turns a test holds; disposing gives back every one still held, so a failed assertion leaves none taken.</summary>
+    private sealed class HeldTurns : IDisposable
+    {
+        private readonly List<IDisposable> _turns = [];
+
+        public void Add(IDisposable turn) => _turns.Add(turn);
+
+        /// <summary>One turn given back, for an upload waiting for one.</summary>
+        public void GiveBackOne() => _turns[0].Dispose();
+
+        public void Dispose()
+        {
+            foreach (var turn in _turns) turn.Dispose();
         }
     }
 }
