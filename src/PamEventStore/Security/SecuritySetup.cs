@@ -103,6 +103,11 @@ public static class SecuritySetup
             if (string.IsNullOrWhiteSpace(principal.FindFirstValue(claim))) return $"The token has no '{claim}' claim.";
         }
 
+        // The org is the tenant: Wolverine trims the claim when it picks the tenant, while the caller's
+        // checks, keys and caches use it as it is, so a padded org_id must not reach either.
+        if (principal.FindFirstValue(PamClaims.OrgId)!.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+            return $"The token's '{PamClaims.OrgId}' claim contains whitespace or control characters.";
+
         var actorType = principal.FindFirstValue(PamClaims.ActorType);
         if (!PamClaims.ActorTypes.Contains(actorType)) return $"The token's actor_type '{actorType}' is not one of {string.Join(", ", PamClaims.ActorTypes)}.";
         if (actorType == "gateway" && string.IsNullOrWhiteSpace(principal.FindFirstValue(PamClaims.GatewayId)))

@@ -180,6 +180,22 @@ public sealed class when_authenticating_callers(PamStoreHost store)
         await ShouldBeUnauthorized(endpoint, Mint(claims));
     }
 
+    /// <summary>The org's own id, padded: the tenant would be the org's once trimmed, the caller's checks and keys another's.</summary>
+    public static TheoryData<string, string> PaddedOrgIds => new()
+    {
+        { "upload", " {0}" }, { "legacy-logs", "{0} " }, { "read-session", "{0}\u00A0" }, { "read-logs", "\t{0}" },
+        { "end", "{0}\n" }, { "upload-state", " {0}" }, { "create", "{0}\u0000" },
+    };
+
+    [Theory]
+    [MemberData(nameof(PaddedOrgIds))]
+    public async Task a_token_whose_org_id_is_padded_is_unauthorized(string endpoint, string padded)
+    {
+        var claims = RawClaims(endpoint);
+        claims[PamClaims.OrgId] = string.Format(padded, _org.Id);
+        await ShouldBeUnauthorized(endpoint, Mint(claims));
+    }
+
     [Theory]
     [MemberData(nameof(Endpoints))]
     public async Task a_token_without_sub_is_unauthorized(string endpoint)
