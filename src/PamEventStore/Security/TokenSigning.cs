@@ -16,7 +16,7 @@ public sealed class AuthOptions
 
     /// <summary>
     /// HS256 key: base64 of at least 32 bytes. For development and for platforms that mint their own
-    /// tokens with a shared secret. Leave empty to use <see cref="Authority"/>.
+    /// tokens with a shared secret. Leave empty to use <see cref="Authority"/>: setting both refuses to start.
     /// </summary>
     public string? SigningKey { get; set; }
 
@@ -37,6 +37,15 @@ public static class TokenSigning
 
     public static SymmetricSecurityKey? Resolve(AuthOptions options, IHostEnvironment environment, LocalDataDirectory dataDirectory)
     {
+        // Either the issuer's keys or the shared secret, never both: a shared secret next to an issuer
+        // would let anyone who holds it mint tokens the issuer never signed.
+        if (!string.IsNullOrWhiteSpace(options.SigningKey) && !string.IsNullOrWhiteSpace(options.Authority))
+        {
+            throw new InvalidOperationException(
+                "Auth:SigningKey and Auth:Authority are both set. Tokens are checked against one of them: " +
+                "keep Auth:Authority (the OIDC issuer) and remove Auth:SigningKey, or the other way round.");
+        }
+
         if (!string.IsNullOrWhiteSpace(options.SigningKey)) return FromBase64(options.SigningKey, "Auth:SigningKey");
         if (!string.IsNullOrWhiteSpace(options.Authority)) return null;
 
