@@ -28,7 +28,8 @@ builder.Services.AddSingleton(dataDirectory);
 builder.Services.AddSingleton(TimeProvider.System);
 builder.Services.AddSingleton<DatabaseConnection>();
 builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.Section)
-    .Validate(o => o.MaxBytes > 0, "LogPages:MaxBytes must be positive.")
+    .Validate(o => o.MaxBytes > 0 && o.AtOnce > 0, "LogPages:MaxBytes and LogPages:AtOnce must be positive.")
+    .Validate(o => o.Wait >= TimeSpan.Zero && o.Wait <= TimeSpan.FromMinutes(1), "LogPages:Wait must be between 0 and a minute.")
     .ValidateOnStart();
 builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
     .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
@@ -52,6 +53,7 @@ builder.Services.AddSingleton<StoredBatchMemory>();
 builder.Services.AddSingleton<SessionBindings>();
 builder.Services.AddSingleton<UploadCommits>();
 builder.Services.AddSingleton<UploadAdmission>();
+builder.Services.AddSingleton<PageTurns>();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

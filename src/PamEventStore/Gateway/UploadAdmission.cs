@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
+using PamEventStore.Http;
 
 namespace PamEventStore.Gateway;
 
@@ -20,10 +21,7 @@ namespace PamEventStore.Gateway;
 public sealed class UploadAdmission
 {
     private readonly long _limit;
-    private readonly SemaphoreSlim _legacyTurns;
-    private readonly TimeSpan _legacyWait;
-    private readonly int _legacyWaitingLimit;
-    private int _legacyWaiting;
+    private readonly Turns _legacyTurns;
     private readonly Counter<long>? _turnedAway;
     private long _held;
 
@@ -31,10 +29,7 @@ public sealed class UploadAdmission
     public UploadAdmission(IOptions<UploadOptions> options, IMeterFactory? meters = null)
     {
         _limit = options.Value.MaxBytesInFlight;
-        LegacyTurns = options.Value.LegacyLogsAtOnce;
-        _legacyTurns = new SemaphoreSlim(LegacyTurns, LegacyTurns);
-        _legacyWait = options.Value.LegacyLogsWait;
-        _legacyWaitingLimit = options.Value.LegacyLogsWaiting;
+        _legacyTurns = new Turns(options.Value.LegacyLogsAtOnce, options.Value.LegacyLogsWait, options.Value.LegacyLogsWaiting);
         if (meters?.Create(UploadCommits.MeterName) is not { } meter) return;
 
         _turnedAway = meter.CreateCounter<long>("pam.uploads.turned_away", "{upload}", "Uploads answered 503 busy: batches past the node's limit of upload bytes (upload=batch), legacy uploads with no turn in time or past those waiting for one (upload=legacy)");
@@ -48,7 +43,7 @@ public sealed class UploadAdmission
     public long Limit => _limit;
 
     /// <summary>Legacy uploads read and stored at once.</summary>
-    public int LegacyTurns { get; }
+    public int LegacyTurns => _legacyTurns.AtOnce;
 
     /// <summary>
     /// A turn for a legacy upload, to take before its body is read and to dispose once it is decided;
@@ -58,48 +53,14 @@ public sealed class UploadAdmission
     /// </summary>
     public async Task<IDisposable?> WaitForLegacyTurnAsync(CancellationToken ct)
     {
-        if (_legacyTurns.Wait(0, CancellationToken.None)) return new LegacyTurn(_legacyTurns);
-
-        // No turn free: wait for one, unless as many are waiting already (each holds its connection
-        // and what the server buffered of its body), then the next is turned away at once.
-        if (TryJoinLegacyWaiting())
-        {
-            try
-            {
-                if (await _legacyTurns.WaitAsync(_legacyWait, ct)) return new LegacyTurn(_legacyTurns);
-            }
-            finally
-            {
-                Interlocked.Decrement(ref _legacyWaiting);
-            }
-        }
+        if (await _legacyTurns.TakeAsync(ct) is { } turn) return turn;
 
         _turnedAway?.Add(1, new KeyValuePair<string, object?>("upload", "legacy"));
         return null;
     }
 
     /// <summary>Legacy uploads waiting for a turn now.</summary>
-    public int LegacyWaiting => Volatile.Read(ref _legacyWaiting);
-
-    private bool TryJoinLegacyWaiting()
-    {
-        for (var waiting = LegacyWaiting; waiting < _legacyWaitingLimit; waiting = LegacyWaiting)
-        {
-            if (Interlocked.CompareExchange(ref _legacyWaiting, waiting + 1, waiting) == waiting) return true;
-        }
-
-        return false;
-    }
-
-    private sealed class LegacyTurn(SemaphoreSlim turns) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0) turns.Release();
-        }
-    }
+    public int LegacyWaiting => _legacyTurns.Waiting;
 
     /// <summary>Room for an upload of <paramref name="bytes"/>, held until the returned lease is disposed; null when there is none.</summary>
     public Lease? TryAdmit(long bytes)

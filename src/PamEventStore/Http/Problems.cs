@@ -73,6 +73,11 @@ public static class Problems
             $"This node is already storing {turns} legacy uploads, its limit at once, and no turn came free for this one in time (or as many as may wait already did); this upload was not stored. Send it again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["legacyUploadsAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
 
+    public static ProblemDetails PagesBusy(int turns, int retryAfterSeconds) =>
+        Create(503, "busy", "The service is busy",
+            $"This node is already serving {turns} log pages, its limit at once, and no turn came free for this one in time (or as many as may wait already did). Ask for it again in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["pagesAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
+
     /// <summary>
     /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.
     /// Should the connection have failed just after a commit, the request was stored, and sending it again

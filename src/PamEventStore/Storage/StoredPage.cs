@@ -76,22 +76,30 @@ public sealed class StoredPage : IAsyncDisposable
     }
 
     /// <summary>
-    /// The page's batches in stream order, read once. Rows come in stream order, which is batch
-    /// order: reading stops at the first batch at or past <paramref name="endSequence"/>, so a page
-    /// cut short by its byte bound reads no further, and the rest of the query is cancelled.
+    /// The batch a page was cut short at by its byte bound (the first one not read), once
+    /// <see cref="BatchesAsync"/> has been read to its end; null when it was not cut.
     /// </summary>
-    public async IAsyncEnumerable<BatchUploaded> BatchesAsync(long endSequence, [EnumeratorCancellation] CancellationToken ct)
+    public long? CutAt { get; private set; }
+
+    /// <summary>
+    /// The page's batches in stream order, read once. Rows come in stream order, which is batch
+    /// order: reading stops at the first batch at or past <paramref name="endSequence"/>, or at the
+    /// first that would take the page's stored bytes over <paramref name="maxBytes"/> (never the first:
+    /// one batch always fits), and the rest of the query is cancelled.
+    /// </summary>
+    public async IAsyncEnumerable<BatchUploaded> BatchesAsync(long endSequence, long maxBytes, [EnumeratorCancellation] CancellationToken ct)
     {
         if (_taken) throw new InvalidOperationException("A page's batches are read once.");
         _taken = true;
 
-        // Unbounded: the page's rows are few (its limit) and its bytes bounded, and the connection
-        // must not wait on the client's download.
+        // Unbounded: the page's rows are few (its limit) and its bytes bounded (maxBytes), and the
+        // connection must not wait on the client's download.
         var read = Channel.CreateUnbounded<BatchUploaded>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var reading = Task.Run(async () =>
         {
             var allRead = false;
+            long bytes = 0;
             try
             {
                 while (true)
@@ -105,6 +113,13 @@ public sealed class StoredPage : IAsyncDisposable
                     if (await _reader.IsDBNullAsync(0, stop.Token)) continue;
                     var batch = (BatchUploaded)Format.Deserialize(typeof(BatchUploaded), await _reader.GetFieldValueAsync<byte[]>(0, stop.Token));
                     if (batch.Sequence >= endSequence) break;
+                    if (bytes > 0 && bytes + batch.Ciphertext.Length > maxBytes)
+                    {
+                        CutAt = batch.Sequence;
+                        break;
+                    }
+
+                    bytes += batch.Ciphertext.Length;
                     read.Writer.TryWrite(batch);
                 }
 

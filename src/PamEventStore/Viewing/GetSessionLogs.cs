@@ -19,10 +19,23 @@ public sealed class LogPageOptions
     public const string Section = "LogPages";
 
     /// <summary>
-    /// About how much recorded content one page holds in memory. Pages of large batches come back
-    /// with fewer batches than asked (the contract allows it: the caller follows batchCount and hasMore).
+    /// At most this much stored content in one page (one batch always fits, whatever its size): the
+    /// page ends before the batch that would take it over, with fewer batches than asked (the contract
+    /// allows it: the caller follows batchCount and hasMore).
     /// </summary>
     public long MaxBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>
+    /// Pages a node reads and writes at once, each holding up to <see cref="MaxBytes"/> until its
+    /// client has taken it (the legacy recording, the whole of it). Others wait for a turn.
+    /// </summary>
+    public int AtOnce { get; set; } = Math.Max(4, 2 * Environment.ProcessorCount);
+
+    /// <summary>How long a page waits for a turn before it is answered 503 <c>busy</c>.</summary>
+    public TimeSpan Wait { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Pages that may wait for a turn at once: four for each turn. Past them a page is answered 503 at once.</summary>
+    public int Waiting => 4 * AtOnce;
 }
 
 /// <summary>Which batches a log page covers: Infisical's contract, where both numbers count batches.</summary>
@@ -64,7 +77,7 @@ public static class GetSessionLogsEndpoint
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
         Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, RecordingCipher cipher, SessionBindings sessions,
-        IOptions<LogPageOptions> options, CancellationToken ct)
+        PageTurns turns, IOptions<LogPageOptions> options, CancellationToken ct)
     {
         var (page, problem) = LogPageRequest.From(request.Query);
         if (page is null) return problem!.ToResult();
@@ -75,6 +88,11 @@ public static class GetSessionLogsEndpoint
         {
             return Problems.SessionNotFound(sessionId).ToResult();
         }
+
+        // Held until the page is written (the response disposes it): a page holds its content until
+        // its client has taken it, so a node serves a few at a time instead of every one that arrives.
+        if (await turns.TakeAsync(ct) is not { } turn) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
+        request.HttpContext.Response.RegisterForDispose(turn);
 
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
@@ -102,22 +120,23 @@ public static class GetSessionLogsEndpoint
         }
 
         // The session as this page read it decides the page's extent: batches committed after it
-        // wait for the next page.
-        var averageBatch = Math.Max(1, session.PlaintextBytes / session.BatchCount);
-        var limit = Math.Clamp(options.Value.MaxBytes / averageBatch, 1, page.Limit);
-        var end = Math.Min(page.Offset + limit, session.BatchCount);
+        // wait for the next page. Its byte bound may end it earlier, once its rows are read.
+        var end = Math.Min(page.Offset + page.Limit, session.BatchCount);
         var extent = new PageExtent(caller.OrgId, sessionId, page.Offset, end);
-        var hasMore = end < session.BatchCount || session.Legacy is not null;
+        var pageEnd = new PageEnd(end < session.BatchCount || session.Legacy is not null, (int)(end - page.Offset));
         if (fingerprint is null)
         {
             // The org has never recorded anything (no fingerprint key): nothing here can open.
             await stored.DisposeAsync();
-            return LogPage.Of(extent.AllMissing(), hasMore, batchCount: (int)(end - page.Offset));
+            return new LogPage(extent.AllMissing().ToAsyncEnumerable(), pageEnd);
         }
 
         // The page's rows are read, opened and written while the response goes out; the page owns them from here.
-        return new LogPage(OpenBatchesAsync(stored, cipher, fingerprint, extent, ct), hasMore, BatchCount: (int)(end - page.Offset));
+        return new LogPage(OpenBatchesAsync(stored, cipher, fingerprint, extent, options.Value.MaxBytes, pageEnd, ct), pageEnd);
     }
+
+    /// <summary>Seconds a page turned away is asked to wait.</summary>
+    private const int RetryAfterSeconds = 1;
 
     /// <summary>The batches <c>[Offset, End)</c> of one session: every one of them gets an entry in the page.</summary>
     private sealed record PageExtent(string OrgId, Guid SessionId, long Offset, long End)
@@ -136,10 +155,11 @@ public static class GetSessionLogsEndpoint
     /// ahead of its place opens only as the batch it was sealed for, once: what it displaced reads as missing.
     /// </summary>
     private static async IAsyncEnumerable<OpenedBatch> OpenBatchesAsync(
-        StoredPage stored, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, [EnumeratorCancellation] CancellationToken ct)
+        StoredPage stored, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, long maxBytes, PageEnd pageEnd,
+        [EnumeratorCancellation] CancellationToken ct)
     {
         var next = page.Offset;
-        await foreach (var batch in stored.BatchesAsync(page.End, ct))
+        await foreach (var batch in stored.BatchesAsync(page.End, maxBytes, ct))
         {
             if (batch.Sequence < next) continue;
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
@@ -150,7 +170,10 @@ public static class GetSessionLogsEndpoint
             next = batch.Sequence + 1;
         }
 
-        foreach (var missing in page.Missing(next, page.End)) yield return missing;
+        // Cut short by its byte bound: the page ends where its rows stopped, and the next page begins there.
+        var end = stored.CutAt ?? page.End;
+        foreach (var missing in page.Missing(next, end)) yield return missing;
+        if (end < page.End) pageEnd.CutShort((int)(end - page.Offset));
     }
 
     private static async Task<byte[]?> OpenLegacyAsync(

@@ -68,6 +68,24 @@ public static class StoredRecording
     }
 }
 
+/// <summary>
+/// Where a page ends, as <c>hasMore</c> and <c>batchCount</c>: known for certain only once its batches
+/// are read (a page cut short by its byte bound ends earlier than asked), so written after them.
+/// </summary>
+public sealed class PageEnd(bool hasMore, int batchCount)
+{
+    public bool HasMore { get; private set; } = hasMore;
+
+    public int BatchCount { get; private set; } = batchCount;
+
+    /// <summary>The page ends before the batch it was to end with: the rest is for the next page.</summary>
+    public void CutShort(int batchCount)
+    {
+        HasMore = true;
+        BatchCount = batchCount;
+    }
+}
+
 /// <summary>One batch of a page as it is opened: its entry in <c>batches</c> (none for the legacy recording) and its events.</summary>
 public sealed record OpenedBatch(LogPageBatch? Entry, byte[]? Content);
 
@@ -78,8 +96,12 @@ public sealed record OpenedBatch(LogPageBatch? Entry, byte[]? Content);
 /// JSON, so the events of each batch are copied into <c>logs</c> as they are instead of being parsed
 /// and serialized again. <c>batches</c> comes last, once every batch's status is known.
 /// </summary>
-public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore, int BatchCount) : IResult
+public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, PageEnd End) : IResult
 {
+    public LogPage(IAsyncEnumerable<OpenedBatch> opened, bool hasMore, int batchCount) : this(opened, new PageEnd(hasMore, batchCount))
+    {
+    }
+
     // Large enough to spare a system call per batch, small enough that the client starts reading early.
     private const int FlushThreshold = 64 * 1024;
 
@@ -123,7 +145,7 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, bool HasMore,
                 }
             }
 
-            output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(HasMore ? "true" : "false")},\"batchCount\":{BatchCount},\"batches\":"));
+            output.Write(Encoding.UTF8.GetBytes($"],\"hasMore\":{(End.HasMore ? "true" : "false")},\"batchCount\":{End.BatchCount},\"batches\":"));
             output.Write(JsonSerializer.SerializeToUtf8Bytes(entries, LogPageJson.Default.ListLogPageBatch));
             output.Write("}"u8);
             await output.FlushAsync(ct);

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
 using PamEventStore.Crypto;
 using PamEventStore.Sessions;
+using PamEventStore.Viewing;
 using System;
 using System.Linq;
 using Wolverine.Http;
@@ -20,15 +21,17 @@ namespace Internal.Generated.WolverineHandlers
         private readonly Microsoft.Extensions.Options.IOptions<PamEventStore.Viewing.LogPageOptions> _optionsOfLogPageOptions;
         private readonly PamEventStore.Crypto.RecordingCipher _recordingCipher;
         private readonly PamEventStore.Sessions.SessionBindings _sessionBindings;
+        private readonly PamEventStore.Viewing.PageTurns _pageTurns;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public GET_api_v1_pam_sessions_sessionId_logs(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Viewing.LogPageOptions> optionsOfLogPageOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Sessions.SessionBindings sessionBindings, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public GET_api_v1_pam_sessions_sessionId_logs(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Viewing.LogPageOptions> optionsOfLogPageOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Sessions.SessionBindings sessionBindings, PamEventStore.Viewing.PageTurns pageTurns, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _optionsOfLogPageOptions = optionsOfLogPageOptions;
             _recordingCipher = recordingCipher;
             _sessionBindings = sessionBindings;
+            _pageTurns = pageTurns;
             _outboxedSessionFactory = outboxedSessionFactory;
             _wolverineRuntime = wolverineRuntime;
         }
@@ -64,7 +67,7 @@ namespace Internal.Generated.WolverineHandlers
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Viewing.GetSessionLogsEndpoint.Get(sessionId, httpContext.Request, ((Marten.IQuerySession)documentSession), caller, _recordingCipher, _sessionBindings, _optionsOfLogPageOptions, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Viewing.GetSessionLogsEndpoint.Get(sessionId, httpContext.Request, ((Marten.IQuerySession)documentSession), caller, _recordingCipher, _sessionBindings, _pageTurns, _optionsOfLogPageOptions, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
