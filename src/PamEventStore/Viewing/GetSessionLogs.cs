@@ -115,7 +115,7 @@ public static class GetSessionLogsEndpoint
         {
             await stored.DisposeAsync();
             return session.Legacy is { } legacy && page.Offset == session.BatchCount
-                ? LogPage.Of([new OpenedBatch(null, await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, legacy, ct))], hasMore: false, batchCount: session.BatchCount == 0 ? 0 : 1)
+                ? LogPage.Of([await OpenLegacyAsync(db, cipher, caller.OrgId, sessionId, session.BatchCount, legacy, ct)], hasMore: false, batchCount: session.BatchCount == 0 ? 0 : 1)
                 : LogPage.Of([], hasMore: false, batchCount: 0);
         }
 
@@ -176,13 +176,18 @@ public static class GetSessionLogsEndpoint
         if (end < page.End) pageEnd.CutShort((int)(end - page.Offset));
     }
 
-    private static async Task<byte[]?> OpenLegacyAsync(
-        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, LegacyRecording legacy, CancellationToken ct)
+    /// <summary>
+    /// The legacy upload, with an entry in <c>batches</c> like any batch: one that does not open, or
+    /// whose event is gone, is reported there, never read as a session without a recording.
+    /// </summary>
+    private static async Task<OpenedBatch> OpenLegacyAsync(
+        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, long sequence, LegacyRecording legacy, CancellationToken ct)
     {
         var events = await db.Events.FetchStreamAsync(sessionId, version: legacy.StreamVersion, fromVersion: legacy.StreamVersion, token: ct);
-        if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored || await cipher.FingerprintAsync(orgId, ct) is not { } fingerprint) return null;
+        if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored) return new OpenedBatch(LogPageBatch.Missing(sequence) with { Legacy = true }, null);
+        if (await cipher.FingerprintAsync(orgId, ct) is not { } fingerprint) return new OpenedBatch(LogPageBatch.OfLegacy(sequence, stored, BatchReadStatus.Undecryptable), null);
 
-        var (_, content) = await StoredRecording.OpenAsync(cipher, fingerprint, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentFingerprint, ct);
-        return content;
+        var (status, content) = await StoredRecording.OpenAsync(cipher, fingerprint, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentFingerprint, ct);
+        return new OpenedBatch(LogPageBatch.OfLegacy(sequence, stored, status), content);
     }
 }

@@ -36,9 +36,18 @@ public sealed record LogPageBatch(
     string Fingerprint,
     BatchReadStatus Status)
 {
+    /// <summary>The session's legacy upload (its whole recording, one more page after its batches); absent for batches.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool Legacy { get; init; }
+
     public static LogPageBatch From(long sequence, BatchUploaded batch, BatchReadStatus status) => new(
         sequence, batch.StartOffset, batch.EndOffset, batch.EventCount, batch.FirstEventAt, batch.LastEventAt,
         Convert.ToHexStringLower(batch.ContentFingerprint), status);
+
+    /// <summary>The legacy upload at its place after the batches, whether or not it opened.</summary>
+    public static LogPageBatch OfLegacy(long sequence, LegacyLogsUploaded logs, BatchReadStatus status) => new(
+        sequence, 0, null, logs.EventCount, logs.FirstEventAt ?? default, logs.LastEventAt ?? default,
+        Convert.ToHexStringLower(logs.ContentFingerprint), status) { Legacy = true };
 
     /// <summary>Indexed by the session, but not found in its stream.</summary>
     public static LogPageBatch Missing(long sequence) => new(sequence, 0, null, 0, default, default, "", BatchReadStatus.Missing);

@@ -218,7 +218,48 @@ public sealed class when_reading_log_pages(PamStoreHost store)
         first.GetProperty("logs")[149].GetProperty("input").GetString().ShouldBe("select 149");
         first.GetProperty("batchCount").GetInt32().ShouldBe(0);
         first.GetProperty("hasMore").GetBoolean().ShouldBeFalse();
+        var entry = first.GetProperty("batches").EnumerateArray().ShouldHaveSingleItem();
+        entry.GetProperty("legacy").GetBoolean().ShouldBeTrue();
+        entry.GetProperty("status").GetString().ShouldBe("ok");
+        entry.GetProperty("eventCount").GetInt32().ShouldBe(150);
         second.GetProperty("logs").GetArrayLength().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task an_altered_legacy_upload_is_reported_in_its_entry_not_read_as_no_recording()
+    {
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        (await _org.UploadLegacyAsync(session, Queries(3))).Status.ShouldBe(HttpStatusCode.OK);
+        var changed = await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_events set bdata = set_byte(bdata, length(bdata) - 1, (get_byte(bdata, length(bdata) - 1) + 1) % 256) " +
+            "where tenant_id = @org and stream_id = @session and type = 'legacy_logs_uploaded'",
+            ("org", _org.Id), ("session", session));
+        changed.ShouldBe(1);
+
+        var page = (await _org.LogsAsync(session)).Body;
+
+        page.GetProperty("logs").GetArrayLength().ShouldBe(0);
+        var entry = page.GetProperty("batches").EnumerateArray().ShouldHaveSingleItem();
+        entry.GetProperty("legacy").GetBoolean().ShouldBeTrue();
+        entry.GetProperty("status").GetString().ShouldBe("undecryptable");
+        entry.GetProperty("eventCount").GetInt32().ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task a_legacy_upload_after_batches_reads_as_its_own_entry_after_theirs()
+    {
+        var session = await SessionWithBatches(2);
+        (await _org.UploadLegacyAsync(session, Lines(0, 4))).Status.ShouldBe(HttpStatusCode.OK);
+
+        var batches = (await _org.LogsAsync(session)).Body;
+        var legacy = (await _org.LogsAsync(session, "offset=2")).Body;
+
+        batches.GetProperty("batches").EnumerateArray().Count(b => b.TryGetProperty("legacy", out _)).ShouldBe(0);
+        batches.GetProperty("hasMore").GetBoolean().ShouldBeTrue();
+        var entry = legacy.GetProperty("batches").EnumerateArray().ShouldHaveSingleItem();
+        entry.GetProperty("sequence").GetInt64().ShouldBe(2);
+        entry.GetProperty("legacy").GetBoolean().ShouldBeTrue();
+        legacy.GetProperty("batchCount").GetInt32().ShouldBe(1);
     }
 
     [Fact]
