@@ -13,5 +13,8 @@ WORKDIR /app
 COPY --from=build /app ./
 ENV ASPNETCORE_URLS=http://0.0.0.0:8080
 EXPOSE 8080
+# The compose file mounts a volume here for the development keys: owned by the user the service runs as,
+# or the volume would be root's and the service could not write its keys.
+RUN mkdir /data && chown app:app /data
 USER app
 ENTRYPOINT ["dotnet", "PamEventStore.dll"]

@@ -16,15 +16,28 @@ public static class ErrorResponses
     {
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {
-            // Wolverine answers an unreadable JSON body with a generic httpstatuses.com type: give it ours.
-            if (context.ProblemDetails.Type?.StartsWith("https://httpstatuses.com/", StringComparison.Ordinal) == true
-                && context.ProblemDetails.Status == StatusCodes.Status400BadRequest)
+            // Wolverine answers a JSON body it could not read (malformed, or past Kestrel's size limit)
+            // with a generic httpstatuses.com type: give it ours.
+            var problem = context.ProblemDetails;
+            if (problem.Type?.StartsWith("https://httpstatuses.com/", StringComparison.Ordinal) != true) return;
+            switch (problem.Status)
             {
-                context.ProblemDetails.Type = Problems.TypePrefix + "invalid-request";
+                case StatusCodes.Status400BadRequest:
+                    problem.Type = Problems.TypePrefix + "invalid-request";
+                    break;
+                case StatusCodes.Status413PayloadTooLarge:
+                    var tooLarge = Problems.BodyOverServerLimit(ServerBodyLimit(context.HttpContext));
+                    (problem.Type, problem.Title, problem.Detail) = (tooLarge.Type, tooLarge.Title, tooLarge.Detail);
+                    foreach (var (key, value) in tooLarge.Extensions) problem.Extensions[key] = value;
+                    break;
             }
         });
         services.AddExceptionHandler<ProblemExceptionHandler>();
     }
+
+    /// <summary>The server's own limit on this request's body (Kestrel's <c>MaxRequestBodySize</c>), when it has one.</summary>
+    public static long? ServerBodyLimit(HttpContext http) =>
+        http.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize;
 
     public static void UsePamErrorResponses(this WebApplication app)
     {
@@ -57,7 +70,7 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
     {
         var problem = exception switch
         {
-            BadHttpRequestException { StatusCode: 413 } => Problems.Create(413, "payload-too-large", "The request body is too large", exception.Message),
+            BadHttpRequestException { StatusCode: 413 } => Problems.BodyOverServerLimit(ErrorResponses.ServerBodyLimit(httpContext)),
             BadHttpRequestException { StatusCode: 408 } => Problems.BodyTooSlow(exception.Message),
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),

@@ -62,6 +62,12 @@ public static class Problems
             $"The body exceeds the limit of {limit} bytes. Upload smaller batches.",
             new Dictionary<string, object?> { ["limit"] = limit });
 
+    /// <summary>A body past the server's own limit, on an endpoint that sets none of its own (or before it could).</summary>
+    public static ProblemDetails BodyOverServerLimit(long? limit) =>
+        Create(413, "payload-too-large", "The request body is too large",
+            limit is { } bytes ? $"The body exceeds the server's limit of {bytes} bytes." : "The body exceeds the server's limit.",
+            new Dictionary<string, object?> { ["limit"] = limit });
+
     /// <summary>What a node answers when it already holds its limit of uploads: nothing was stored, send it again later.</summary>
     public static ProblemDetails Busy(long limit, int retryAfterSeconds) =>
         Create(503, "busy", "The service is busy",

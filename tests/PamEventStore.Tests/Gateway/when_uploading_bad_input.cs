@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Net;
 using System.Text;
 using Marten;
@@ -71,8 +72,10 @@ public sealed class when_uploading_bad_input(PamStoreHost store)
         var reply = await _org.UploadRawAsync(session, "startOffset=200", Encoding.UTF8.GetBytes(body));
 
         reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-recording");
-        if (index is not null) reply.Body.GetProperty("index").GetInt32().ShouldBe(index.Value);
-        if (field is not null) reply.Body.GetProperty("field").GetString().ShouldBe(field);
+        if (index is null) reply.Body.GetProperty("index").ValueKind.ShouldBe(JsonValueKind.Null);
+        else reply.Body.GetProperty("index").GetInt32().ShouldBe(index.Value);
+        if (field is null) reply.Body.GetProperty("field").ValueKind.ShouldBe(JsonValueKind.Null);
+        else reply.Body.GetProperty("field").GetString().ShouldBe(field);
         (await EventCount(session)).ShouldBe(events);
     }
 

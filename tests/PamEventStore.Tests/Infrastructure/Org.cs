@@ -106,7 +106,7 @@ public static class ReplyAssertions
     public static Reply ShouldBeProblem(this Reply reply, HttpStatusCode status, string slug)
     {
         reply.Status.ShouldBe(status, reply.Body.ToString());
-        reply.Response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        reply.Response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/problem+json");
         reply.ProblemType.ShouldBe("urn:pam-event-store:problem:" + slug, reply.Body.ToString());
         return reply;
     }

@@ -239,7 +239,7 @@ public sealed class when_creating_sessions(PamStoreHost store)
 
         replies.ShouldAllBe(r => r.Status == HttpStatusCode.Created || r.Status == HttpStatusCode.OK,
             string.Join("\n", replies.Select(r => $"{(int)r.Status} {r.Body}")));
-        replies.Count(r => r.Status == HttpStatusCode.Created).ShouldBeGreaterThanOrEqualTo(1);
+        replies.Count(r => r.Status == HttpStatusCode.Created).ShouldBe(1);
         replies.Select(r => r.Body.GetProperty("session").GetProperty("createdAt").GetDateTimeOffset()).Distinct().Count().ShouldBe(1);
         (await StreamCount(id)).ShouldBe(1);
     }
@@ -402,11 +402,7 @@ public sealed class when_creating_sessions(PamStoreHost store)
 
     // ---- bodies that are not a session
 
-    private static void ShouldBeBadRequestProblem(Reply reply)
-    {
-        reply.Status.ShouldBe(HttpStatusCode.BadRequest, reply.Body.ToString());
-        reply.Response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
-    }
+    private static void ShouldBeBadRequestProblem(Reply reply) => reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
 
     [Theory]
     [InlineData("{")]
@@ -432,19 +428,13 @@ public sealed class when_creating_sessions(PamStoreHost store)
     [Fact]
     public async Task a_json_null_body_is_a_bad_request_not_a_server_error()
     {
-        var reply = await Create("null");
-
-        reply.Status.ShouldNotBe(HttpStatusCode.InternalServerError, reply.Body.ToString());
-        ShouldBeBadRequestProblem(reply);
+        ShouldBeBadRequestProblem(await Create("null"));
     }
 
     [Fact]
     public async Task an_empty_body_is_a_bad_request_not_a_server_error()
     {
-        var reply = await Create("");
-
-        reply.Status.ShouldNotBe(HttpStatusCode.InternalServerError, reply.Body.ToString());
-        ShouldBeBadRequestProblem(reply);
+        ShouldBeBadRequestProblem(await Create(""));
     }
 
     [Fact]

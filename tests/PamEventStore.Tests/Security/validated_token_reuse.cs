@@ -7,11 +7,13 @@ namespace PamEventStore.Tests.Security;
 
 public sealed class validated_token_reuse
 {
-    private static TokenValidationParameters Parameters() => new()
+    private static readonly string OtherKey = Convert.ToBase64String(Enumerable.Range(100, 32).Select(i => (byte)i).ToArray());
+
+    private static TokenValidationParameters Parameters(string? signingKey = null) => new()
     {
         ValidIssuer = TestKeys.Auth.Issuer,
         ValidAudience = TestKeys.Auth.Audience,
-        IssuerSigningKey = new SymmetricSecurityKey(Convert.FromBase64String(TestKeys.SigningKey)),
+        IssuerSigningKey = new SymmetricSecurityKey(Convert.FromBase64String(signingKey ?? TestKeys.SigningKey)),
         ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
         ClockSkew = TimeSpan.Zero,
     };
@@ -34,6 +36,20 @@ public sealed class validated_token_reuse
     }
 
     [Fact]
+    public async Task a_validated_token_is_reused_without_its_signature_being_checked_again()
+    {
+        using var handler = new CachingTokenHandler { MapInboundClaims = false };
+        var token = TestKeys.Token(TokenClaims.ForGateway("org", "gw-1"));
+        (await handler.ValidateTokenAsync(token, Parameters(OtherKey))).IsValid.ShouldBeFalse();
+
+        (await handler.ValidateTokenAsync(token, Parameters())).IsValid.ShouldBeTrue();
+
+        // Checked again, the signature would fail under this key: the result is the one remembered.
+        (await handler.ValidateTokenAsync(token, Parameters(OtherKey))).IsValid.ShouldBeTrue();
+        (await new CachingTokenHandler { MapInboundClaims = false }.ValidateTokenAsync(token, Parameters(OtherKey))).IsValid.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task a_token_is_not_reused_past_its_expiry()
     {
         using var handler = new CachingTokenHandler { MapInboundClaims = false };
@@ -53,5 +69,15 @@ public sealed class validated_token_reuse
 
         (await handler.ValidateTokenAsync(forged, Parameters())).IsValid.ShouldBeFalse();
         (await handler.ValidateTokenAsync(forged, Parameters())).IsValid.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task a_refusal_is_not_remembered_either()
+    {
+        using var handler = new CachingTokenHandler { MapInboundClaims = false };
+        var token = TestKeys.Token(TokenClaims.ForGateway("org", "gw-1"));
+
+        (await handler.ValidateTokenAsync(token, Parameters(OtherKey))).IsValid.ShouldBeFalse();
+        (await handler.ValidateTokenAsync(token, Parameters())).IsValid.ShouldBeTrue();
     }
 }

@@ -129,6 +129,6 @@ public sealed class with_an_oidc_issuer(PamStoreHost store) : IAsyncLifetime
         var response = await Send(service, HttpMethod.Post, Org.Sessions, Token(Alice, issuer: deadIssuer), NewSession());
 
         response.StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
-        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        response.Content.Headers.ContentType.ShouldNotBeNull().MediaType.ShouldBe("application/problem+json");
     }
 }

@@ -542,6 +542,7 @@ public sealed class when_deciding_uploads
         _now += Grace + TimeSpan.FromSeconds(1);
 
         LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<DuplicateBatch>();
+        LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 2")), Keys, Gateway, _now, Grace).ShouldBeOfType<RejectBatch>();
     }
 
     [Fact]

@@ -364,8 +364,9 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         var reply = await Send(HttpMethod.Post, Org.Sessions, User, huge);
 
-        ((int)reply.Status).ShouldBeOneOf(400, 413);
-        reply.Response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        reply.Body.GetProperty("limit").GetInt64().ShouldBeGreaterThan(0);
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain(reply.Body.GetProperty("limit").GetInt64().ToString());
     }
 
     [Fact]
