@@ -164,6 +164,7 @@ public sealed class UploadCommits : IAsyncDisposable
 
             case RejectBatch reject:
                 if (reject.Conflict is not null) stream.AppendOne(reject.Conflict);
+                if (reject.Late is not null) stream.AppendOne(reject.Late);
                 return new UploadOutcome.Refused(reject.Reason);
 
             default:

@@ -46,8 +46,8 @@ public enum Rejection
     LegacyLogsStored,
 }
 
-/// <summary>Refuse the upload; <see cref="Conflict"/>, when present, is recorded nonetheless.</summary>
-public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict) : UploadDecision;
+/// <summary>Refuse the upload; <see cref="Conflict"/> or <see cref="Late"/>, when present, is recorded nonetheless.</summary>
+public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict, LateBatchRefused? Late = null) : UploadDecision;
 
 /// <summary>
 /// How a session decides an uploaded batch. Gateways deliver at least once (the offset only advances
@@ -85,7 +85,10 @@ public static class BatchUploadRules
 
         if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
         {
-            return new RejectBatch(Rejection.SessionClosed, null);
+            // New recording past the tail is lost to the session: the refusal is recorded (once per
+            // offset, however often the gateway sends it again), and the session no longer reads as complete.
+            var lost = isNewOffset && session.LastLateRefusedOffset != upload.StartOffset;
+            return new RejectBatch(Rejection.SessionClosed, null, lost ? Late(upload, actor, now) : null);
         }
 
         if (session.Legacy is not null) return new RejectBatch(Rejection.LegacyLogsStored, null);
@@ -150,6 +153,9 @@ public static class BatchUploadRules
         var activation = session.Status == SessionStatus.Starting ? new SessionActivated(now) : null;
         return new AcceptBatch(activation, gap, batch, content);
     }
+
+    private static LateBatchRefused Late(IncomingBatch upload, Actor actor, DateTimeOffset now) =>
+        new(upload.StartOffset, upload.EndOffset, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now);
 
     private static BatchConflictRejected Conflict(IncomingBatch upload, string reason, Actor actor, DateTimeOffset now) =>
         new(upload.StartOffset, upload.EndOffset, reason, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now);

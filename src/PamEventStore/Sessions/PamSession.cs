@@ -64,10 +64,15 @@ public sealed record PamSession
     public long MissingBytes { get; init; }
     public IReadOnlyList<Gap> Gaps { get; init; } = [];
     public int ConflictCount { get; init; }
+    public int LateRefusedCount { get; init; }
+
+    /// <summary>Where the last late upload that was recorded started: its retries are refused without being recorded again.</summary>
+    public long? LastLateRefusedOffset { get; init; }
+
     public LegacyRecording? Legacy { get; init; }
 
-    /// <summary>Every byte the gateway recorded reached us, as far as its offsets tell.</summary>
-    public bool Complete => GapCount == 0;
+    /// <summary>Every byte the gateway recorded reached us, as far as its offsets and its late uploads tell.</summary>
+    public bool Complete => GapCount == 0 && LateRefusedCount == 0;
 
     public static PamSession Create(SessionStarted e) => new()
     {
@@ -113,6 +118,8 @@ public sealed record PamSession
     };
 
     public PamSession Apply(BatchConflictRejected e) => this with { ConflictCount = ConflictCount + 1, UpdatedAt = e.At };
+
+    public PamSession Apply(LateBatchRefused e) => this with { LateRefusedCount = LateRefusedCount + 1, LastLateRefusedOffset = e.StartOffset, UpdatedAt = e.At };
 
     public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
     {

@@ -71,6 +71,18 @@ public sealed record BatchConflictRejected(
     DateTimeOffset At);
 
 /// <summary>
+/// New recording that arrived after the session's grace window had closed (a final flush that came too
+/// late): refused, nothing of it stored, and recorded, because what it held is missing from the recording.
+/// </summary>
+public sealed record LateBatchRefused(
+    long StartOffset,
+    long? EndOffset,
+    byte[] RefusedFingerprint,
+    int RefusedEventCount,
+    Actor RefusedFrom,
+    DateTimeOffset At);
+
+/// <summary>
 /// Bytes of the gateway's recording that never arrived: the batch at <see cref="To"/> started past
 /// the end (<see cref="From"/>) of the one before it.
 /// </summary>

@@ -38,6 +38,7 @@ public static class MartenSetup
         opts.Events.MapEventType<BatchUploaded>(BatchUploadedType);
         opts.Events.MapEventType<BatchConflictRejected>("batch_conflict_rejected");
         opts.Events.MapEventType<GapDetected>("gap_detected");
+        opts.Events.MapEventType<LateBatchRefused>("late_batch_refused");
         opts.Events.MapEventType<LegacyLogsUploaded>("legacy_logs_uploaded");
         opts.Events.MapEventType<SessionEnded>("session_ended");
 

@@ -30,6 +30,7 @@ public sealed record SessionView(
     long MissingBytes,
     IReadOnlyList<Gap> Gaps,
     int ConflictCount,
+    int LateRefusedCount,
     bool HasLegacyLogs)
 {
     public static SessionView From(PamSession s) => new(
@@ -37,7 +38,7 @@ public sealed record SessionView(
         s.Status.ToString().ToLowerInvariant(),
         s.CreatedAt, s.UpdatedAt, s.ActivatedAt, s.EndedAt, s.ExpiresAt, s.EndReason,
         s.BatchCount, s.EventCount, s.PlaintextBytes, s.LastUploadAt,
-        s.Complete, s.GapCount, s.MissingBytes, s.Gaps, s.ConflictCount, s.Legacy is not null);
+        s.Complete, s.GapCount, s.MissingBytes, s.Gaps, s.ConflictCount, s.LateRefusedCount, s.Legacy is not null);
 
     public static SessionEnvelope Envelope(PamSession session) => new(From(session));
 }

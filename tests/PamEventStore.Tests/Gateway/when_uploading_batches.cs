@@ -218,6 +218,26 @@ public sealed class when_uploading_batches(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_final_flush_refused_after_the_grace_window_is_recorded_and_the_session_shows_it_incomplete()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 1));
+        await _org.EndAsync(session);
+        store.Clock.Advance(TimeSpan.FromMinutes(3));
+
+        (await _org.UploadAsync(session, 100, Lines(1, 2))).ShouldBeProblem(HttpStatusCode.Conflict, "session-closed");
+        (await _org.UploadAsync(session, 100, Lines(1, 2))).ShouldBeProblem(HttpStatusCode.Conflict, "session-closed");
+
+        var view = await _org.SessionAsync(session);
+        view.GetProperty("complete").GetBoolean().ShouldBeFalse();
+        view.GetProperty("lateRefusedCount").GetInt32().ShouldBe(1);
+        view.GetProperty("batchCount").GetInt64().ShouldBe(1);
+        await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
+        var late = (await query.Events.FetchStreamAsync(session)).Where(e => e.EventTypeName == "late_batch_refused").ShouldHaveSingleItem();
+        ((PamEventStore.Sessions.LateBatchRefused)late.Data).RefusedEventCount.ShouldBe(2);
+    }
+
+    [Fact]
     public async Task eight_concurrent_identical_retries_all_succeed_and_store_one_batch()
     {
         var session = await _org.CreateSessionAsync();

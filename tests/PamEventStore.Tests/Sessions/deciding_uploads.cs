@@ -82,6 +82,10 @@ public sealed class when_deciding_uploads
             case RejectBatch { Conflict: { } conflict }:
                 _session = _session.Apply(conflict);
                 break;
+
+            case RejectBatch { Late: { } late }:
+                _session = _session.Apply(late);
+                break;
         }
 
         return decision;
@@ -443,6 +447,56 @@ public sealed class when_deciding_uploads
         _now += Grace + TimeSpan.FromTicks(1);
 
         ShouldBeRejected(Decide(100, Events(1, 1), 200), Rejection.SessionClosed, recorded: false);
+    }
+
+    [Fact]
+    public void a_new_batch_refused_after_the_grace_window_is_recorded_as_lost_and_the_session_is_no_longer_complete()
+    {
+        Upload(0, Events(0, 1), 100);
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+        var late = Events(1, 3);
+
+        var refusal = Upload(100, late, 400).ShouldBeOfType<RejectBatch>();
+
+        refusal.Reason.ShouldBe(Rejection.SessionClosed);
+        var recorded = refusal.Late.ShouldNotBeNull();
+        recorded.StartOffset.ShouldBe(100);
+        recorded.EndOffset.ShouldBe(400);
+        recorded.RefusedFingerprint.ShouldBe(Keys.Of(late.Sha256()));
+        recorded.RefusedEventCount.ShouldBe(3);
+        recorded.RefusedFrom.ShouldBe(Gateway);
+        recorded.At.ShouldBe(_now);
+        _session.LateRefusedCount.ShouldBe(1);
+        _session.Complete.ShouldBeFalse();
+        _session.BatchCount.ShouldBe(1);
+    }
+
+    [Fact]
+    public void a_late_batch_sent_again_is_refused_without_being_recorded_again_and_the_next_one_is()
+    {
+        Upload(0, Events(0, 1), 100);
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+        Upload(100, Events(1, 1), 200).ShouldBeOfType<RejectBatch>().Late.ShouldNotBeNull();
+
+        Upload(100, Events(1, 1), 200).ShouldBeOfType<RejectBatch>().Late.ShouldBeNull();
+        Upload(200, Events(2, 1), 300).ShouldBeOfType<RejectBatch>().Late.ShouldNotBeNull();
+
+        _session.LateRefusedCount.ShouldBe(2);
+    }
+
+    [Fact]
+    public void a_late_upload_at_an_older_offset_adds_nothing_lost_and_is_not_recorded_as_late()
+    {
+        Upload(0, Events(0, 1), 100);
+        Upload(100, Events(1, 1), 200);
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+
+        Upload(0, Events(5, 1), 100).ShouldBeOfType<RejectBatch>().Late.ShouldBeNull();
+
+        _session.Complete.ShouldBeTrue();
     }
 
     [Fact]
