@@ -59,11 +59,17 @@ public static class UploadLegacyLogsEndpoint
                 await db.SaveChangesAsync(ct);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));
 
-            case RejectBatch { Reason: Rejection.SessionClosed } reject:
-                return Problems.Rejected(reject.Reason, sessionId, null).ToResult();
+            case RejectBatch reject:
+                var recorded = new object?[] { reject.Conflict, reject.Late }.OfType<object>().ToArray();
+                if (recorded.Length > 0)
+                {
+                    stream.AppendMany(recorded);
+                    await db.SaveChangesAsync(ct);
+                }
 
-            case RejectBatch:
-                return Problems.LogsConflict(sessionId).ToResult();
+                return reject.Reason == Rejection.SessionClosed
+                    ? Problems.Rejected(reject.Reason, sessionId, null).ToResult()
+                    : Problems.LogsConflict(sessionId).ToResult();
 
             default:
                 return Results.Ok(SessionView.Envelope(session));

@@ -97,7 +97,7 @@ public static class BatchUploadRules
         {
             if (tail?.EndOffset is { } previousEnd && upload.StartOffset < previousEnd)
             {
-                return new RejectBatch(Rejection.BatchOverlap, Conflict(upload, "overlaps-previous-batch", actor, now));
+                return new RejectBatch(Rejection.BatchOverlap, Conflict(session, upload, "overlaps-previous-batch", actor, now));
             }
 
             // A recording file starts at offset 0, so a first batch starting later is missing its beginning.
@@ -119,7 +119,7 @@ public static class BatchUploadRules
             return Accept(session, upload, last.EventCountEnd, gap: null, actor, now);
         }
 
-        return new RejectBatch(Rejection.BatchConflict, Conflict(upload, "content-differs-from-stored-batch", actor, now));
+        return new RejectBatch(Rejection.BatchConflict, Conflict(session, upload, "content-differs-from-stored-batch", actor, now));
     }
 
     private static bool IsStored(IReadOnlyList<OffsetSegment> stored, IncomingBatch upload)
@@ -157,6 +157,10 @@ public static class BatchUploadRules
     private static LateBatchRefused Late(IncomingBatch upload, Actor actor, DateTimeOffset now) =>
         new(upload.StartOffset, upload.EndOffset, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now);
 
-    private static BatchConflictRejected Conflict(IncomingBatch upload, string reason, Actor actor, DateTimeOffset now) =>
-        new(upload.StartOffset, upload.EndOffset, reason, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now);
+    /// <summary>The conflict to record, or null when it repeats the last one recorded (a gateway sends a refused batch again on every tick).</summary>
+    private static BatchConflictRejected? Conflict(PamSession session, IncomingBatch upload, string reason, Actor actor, DateTimeOffset now) =>
+        Unrepeated(session, new BatchConflictRejected(upload.StartOffset, upload.EndOffset, reason, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now));
+
+    public static BatchConflictRejected? Unrepeated(PamSession session, BatchConflictRejected conflict) =>
+        session.LastConflict is { } last && last.IsRepeatedBy(conflict) ? null : conflict;
 }

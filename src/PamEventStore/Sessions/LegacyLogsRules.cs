@@ -23,23 +23,28 @@ public static class LegacyLogsRules
     public static UploadDecision Decide(
         PamSession session, RecordingBatch logs, ContentFingerprint fingerprints, Actor actor, DateTimeOffset now, TimeSpan endedSessionGrace)
     {
+        // Refusals are recorded as a batch's are: what was sent, by whom. The whole recording has no
+        // offsets of its own; it starts where the gateway's recording starts.
+        var sent = fingerprints.Of(logs.Sha256());
         if (session.Legacy is { } stored)
         {
             return fingerprints.Matches(logs.Sha256(), stored.Fingerprint)
                 ? new DuplicateBatch()
-                : new RejectBatch(Rejection.BatchConflict, null);
+                : new RejectBatch(Rejection.BatchConflict, BatchUploadRules.Unrepeated(session, new BatchConflictRejected(0, null, "legacy-logs-differ", sent, logs.EventCount, actor, now)));
         }
 
         if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
         {
-            return new RejectBatch(Rejection.SessionClosed, null);
+            // Once per session however often it is sent again, as for a late batch at one offset.
+            var late = session.LastLateRefusedOffset == 0 ? null : new LateBatchRefused(0, null, sent, logs.EventCount, actor, now);
+            return new RejectBatch(Rejection.SessionClosed, null, late);
         }
 
         var uploaded = new LegacyLogsUploaded(
             EventCount: logs.EventCount,
             FirstEventAt: logs.EventCount == 0 ? null : logs.EarliestEventAt,
             LastEventAt: logs.EventCount == 0 ? null : logs.LatestEventAt,
-            ContentFingerprint: fingerprints.Of(logs.Sha256()),
+            ContentFingerprint: sent,
             PlaintextBytes: logs.Canonical.Length,
             KeyId: "",
             UploadedBy: actor,

@@ -22,6 +22,12 @@ public sealed record OffsetSegment(int EventCountEnd, byte[] Fingerprint);
 public sealed record TailOffset(long StartOffset, long? EndOffset, IReadOnlyList<OffsetSegment> Segments);
 
 /// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
+public sealed record RecordedConflict(long StartOffset, byte[] Fingerprint)
+{
+    /// <summary>The same attempt again: a gateway that is refused sends the same batch again on every tick.</summary>
+    public bool IsRepeatedBy(BatchConflictRejected next) => next.StartOffset == StartOffset && next.RejectedFingerprint.AsSpan().SequenceEqual(Fingerprint);
+}
+
 public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
 
 /// <summary>
@@ -64,6 +70,10 @@ public sealed record PamSession
     public long MissingBytes { get; init; }
     public IReadOnlyList<Gap> Gaps { get; init; } = [];
     public int ConflictCount { get; init; }
+
+    /// <summary>The last conflict recorded: the same content sent again at the same offset is refused without being recorded again.</summary>
+    public RecordedConflict? LastConflict { get; init; }
+
     public int LateRefusedCount { get; init; }
 
     /// <summary>Where the last late upload that was recorded started: its retries are refused without being recorded again.</summary>
@@ -117,7 +127,12 @@ public sealed record PamSession
         UpdatedAt = e.At,
     };
 
-    public PamSession Apply(BatchConflictRejected e) => this with { ConflictCount = ConflictCount + 1, UpdatedAt = e.At };
+    public PamSession Apply(BatchConflictRejected e) => this with
+    {
+        ConflictCount = ConflictCount + 1,
+        LastConflict = new RecordedConflict(e.StartOffset, e.RejectedFingerprint),
+        UpdatedAt = e.At,
+    };
 
     public PamSession Apply(LateBatchRefused e) => this with { LateRefusedCount = LateRefusedCount + 1, LastLateRefusedOffset = e.StartOffset, UpdatedAt = e.At };
 

@@ -116,6 +116,19 @@ public sealed class when_uploading_batches(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_conflicting_batch_sent_again_on_every_tick_is_refused_each_time_and_recorded_once()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 3));
+        var tampered = Batch(Terminal(0, "rm -rf /\r\n"), Terminal(1, "line 1\r\n"));
+
+        for (var tick = 0; tick < 5; tick++) (await _org.UploadAsync(session, 0, tampered)).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+
+        (await StoredEventTypes(session)).Count(type => type == "batch_conflict_rejected").ShouldBe(1);
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(1);
+    }
+
+    [Fact]
     public async Task fewer_events_than_stored_that_are_not_what_was_sent_before_are_a_conflict()
     {
         var session = await _org.CreateSessionAsync();

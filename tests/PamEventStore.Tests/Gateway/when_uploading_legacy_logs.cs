@@ -46,9 +46,11 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
         await _org.UploadLegacyAsync(session, Queries(3));
 
         (await _org.UploadLegacyAsync(session, Queries(3, "drop table"))).ShouldBeProblem(HttpStatusCode.Conflict, "logs-conflict");
+        (await _org.UploadLegacyAsync(session, Queries(3, "drop table"))).ShouldBeProblem(HttpStatusCode.Conflict, "logs-conflict");
 
         var logs = (await _org.LogsAsync(session)).Body.GetProperty("logs");
         logs[0].GetProperty("input").GetString().ShouldBe("select 0");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(1);
     }
 
     [Fact]
@@ -68,6 +70,12 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
         store.Clock.Advance(TimeSpan.FromMinutes(3));
 
         (await _org.UploadLegacyAsync(session, Queries(1))).ShouldBeProblem(HttpStatusCode.Conflict, "session-closed");
+        (await _org.UploadLegacyAsync(session, Queries(1))).ShouldBeProblem(HttpStatusCode.Conflict, "session-closed");
+
+        var view = await _org.SessionAsync(session);
+        view.GetProperty("lateRefusedCount").GetInt32().ShouldBe(1);
+        view.GetProperty("complete").GetBoolean().ShouldBeFalse();
+        view.GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
     }
 
     [Theory]

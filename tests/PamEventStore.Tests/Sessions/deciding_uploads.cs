@@ -318,6 +318,20 @@ public sealed class when_deciding_uploads
     }
 
     [Fact]
+    public void the_same_conflict_sent_again_is_refused_without_being_recorded_again()
+    {
+        Upload(0, Events(0, 3), 300);
+        var tampered = Events(10, 3);
+        ShouldBeRejected(Upload(0, tampered, 300), Rejection.BatchConflict, recorded: true);
+
+        ShouldBeRejected(Upload(0, tampered, 300), Rejection.BatchConflict, recorded: false);
+        ShouldBeRejected(Upload(0, Events(20, 3), 300), Rejection.BatchConflict, recorded: true);
+        ShouldBeRejected(Upload(0, tampered, 300), Rejection.BatchConflict, recorded: true);
+
+        _session.ConflictCount.ShouldBe(3);
+    }
+
+    [Fact]
     public void the_conflict_names_the_caller_that_sent_it()
     {
         Upload(0, Events(0, 3));
@@ -568,12 +582,37 @@ public sealed class when_deciding_uploads
     }
 
     [Fact]
-    public void different_legacy_logs_after_the_first_are_rejected_without_a_record()
+    public void different_legacy_logs_after_the_first_are_rejected_and_recorded_once_however_often_sent()
     {
         StoreLegacy(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace).ShouldBeOfType<AcceptLegacyLogs>(), version: 2);
+        var other = Logs(Query(0, "DROP TABLE users"));
 
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "DROP TABLE users")), Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(), Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
+        var first = LegacyLogsRules.Decide(_session, other, Keys, Gateway, _now, Grace);
+        ShouldBeRejected(first, Rejection.BatchConflict, recorded: true);
+        var conflict = ((RejectBatch)first).Conflict!;
+        conflict.Reason.ShouldBe("legacy-logs-differ");
+        conflict.RejectedFingerprint.ShouldBe(Keys.Of(other.Sha256()));
+        conflict.RejectedEventCount.ShouldBe(1);
+        _session = _session.Apply(conflict);
+
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, other, Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: false);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(), Keys, Gateway, _now, Grace), Rejection.BatchConflict, recorded: true);
+    }
+
+    [Fact]
+    public void legacy_logs_first_sent_after_the_grace_window_are_recorded_as_lost_once()
+    {
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+        var logs = Logs(Query(0, "SELECT 1"), Query(1, "SELECT 2"));
+
+        var late = LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<RejectBatch>().Late.ShouldNotBeNull();
+        late.RefusedEventCount.ShouldBe(2);
+        late.RefusedFingerprint.ShouldBe(Keys.Of(logs.Sha256()));
+        _session = _session.Apply(late);
+
+        LegacyLogsRules.Decide(_session, logs, Keys, Gateway, _now, Grace).ShouldBeOfType<RejectBatch>().Late.ShouldBeNull();
+        _session.Complete.ShouldBeFalse();
     }
 
     [Fact]
