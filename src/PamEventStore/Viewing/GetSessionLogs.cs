@@ -170,8 +170,9 @@ public static class GetSessionLogsEndpoint
             next = batch.Sequence + 1;
         }
 
-        // Cut short by its byte bound: the page ends where its rows stopped, and the next page begins there.
-        var end = stored.CutAt ?? page.End;
+        // Cut short by its byte bound: the page ends where its rows stopped (never before a batch it
+        // already gave, should the row it stopped at be one moved out of its place), and the next page begins there.
+        var end = stored.CutAt is { } cut ? Math.Max(cut, next) : page.End;
         foreach (var missing in page.Missing(next, end)) yield return missing;
         if (end < page.End) pageEnd.CutShort((int)(end - page.Offset));
     }
