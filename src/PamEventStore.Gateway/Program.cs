@@ -49,7 +49,7 @@ simulate.SetAction(async (parse, ct) =>
     });
     var report = await fleet.RunAsync(Console.WriteLine, ct);
     Console.WriteLine($"{report.Uploads} uploads from {report.Sessions} sessions in {report.Elapsed.TotalSeconds:0.0} s ({report.UploadsPerSecond:0.0}/s), " +
-                      $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{f.Key}: {f.Value}]"))}");
+                      $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{(f.Key == 0 ? "no answer" : f.Key)}: {f.Value}]"))}");
     Console.WriteLine($"latency p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms; largest flush lag {report.MaxLag.TotalMilliseconds:0} ms");
     return report.FailureCount == 0 ? 0 : 1;
 });

@@ -12,6 +12,11 @@ public sealed record UploadResult(HttpStatusCode Status, bool Duplicate, long? S
 
     /// <summary>An Infisical gateway takes any 404 on the batch route for "old platform" and falls back to the legacy upload.</summary>
     public bool MeansOldPlatform => Status == HttpStatusCode.NotFound;
+
+    /// <summary>No answer came (<see cref="Status"/> 0): the connection dropped or the request timed out.</summary>
+    public bool NoAnswerCame => Status == 0;
+
+    public static UploadResult NoAnswer(string why) => new(0, false, null, null, why);
 }
 
 /// <summary>The session a platform opens for a user, bound to the gateway that will record it.</summary>

@@ -23,7 +23,18 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     {
         if (LegacyMode || File.NextBatch(maxBatchBytes) is not { } batch) return null;
 
-        var result = await client.UploadBatchAsync(gatewayToken, sessionId, batch.StartOffset, sendEndOffset ? batch.EndOffset : null, batch.Body, ct);
+        UploadResult result;
+        try
+        {
+            result = await client.UploadBatchAsync(gatewayToken, sessionId, batch.StartOffset, sendEndOffset ? batch.EndOffset : null, batch.Body, ct);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+        {
+            // A dropped connection or a timed-out request is a failed upload like any other: the offset
+            // is kept and the next tick sends it again (it may have been stored: then it is a duplicate).
+            return UploadResult.NoAnswer(e.Message);
+        }
+
         if (result.Succeeded) File.Acknowledge(batch);
         else if (result.MeansOldPlatform) LegacyMode = true;
         return result;
