@@ -85,10 +85,11 @@ public static class BatchUploadRules
 
         if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
         {
-            // New recording past the tail is lost to the session: the refusal is recorded (once per
-            // offset, however often the gateway sends it again), and the session no longer reads as complete.
-            var lost = isNewOffset && session.LastLateRefusedOffset != upload.StartOffset;
-            return new RejectBatch(Rejection.SessionClosed, null, lost ? Late(upload, actor, now) : null);
+            // New recording (past the stored batches, or the tail's stored events followed by more, as
+            // in c) is lost to the session: the refusal is recorded, once while the same content keeps
+            // coming, and the session no longer reads as complete.
+            var lost = isNewOffset || ExtendsTail(tail, upload);
+            return new RejectBatch(Rejection.SessionClosed, null, lost ? Unrepeated(session, Late(upload, actor, now)) : null);
         }
 
         if (session.Legacy is not null) return new RejectBatch(Rejection.LegacyLogsStored, null);
@@ -111,16 +112,17 @@ public static class BatchUploadRules
         // The gateway crashed after we stored the batch but before it saved its offset, then read on
         // further: the stored events come first, followed by new ones. Keep only the new ones. Only at
         // the newest offset: further back, the batches after it already hold what followed.
-        var last = stored[^1];
-        if (upload.StartOffset == tail!.StartOffset
-            && upload.Content.EventCount > last.EventCountEnd
-            && upload.Fingerprints.Matches(upload.Content.PrefixSha256(last.EventCountEnd), last.Fingerprint))
-        {
-            return Accept(session, upload, last.EventCountEnd, gap: null, actor, now);
-        }
+        if (ExtendsTail(tail, upload)) return Accept(session, upload, tail!.Segments[^1].EventCountEnd, gap: null, actor, now);
 
         return new RejectBatch(Rejection.BatchConflict, Conflict(session, upload, "content-differs-from-stored-batch", actor, now));
     }
+
+    /// <summary>At the newest offset, the stored events followed by more: only there, as further back the batches after it already hold what followed.</summary>
+    private static bool ExtendsTail(TailOffset? tail, IncomingBatch upload) =>
+        tail is { Segments: [.., var last] }
+        && upload.StartOffset == tail.StartOffset
+        && upload.Content.EventCount > last.EventCountEnd
+        && upload.Fingerprints.Matches(upload.Content.PrefixSha256(last.EventCountEnd), last.Fingerprint);
 
     private static bool IsStored(IReadOnlyList<OffsetSegment> stored, IncomingBatch upload)
     {
@@ -162,5 +164,9 @@ public static class BatchUploadRules
         Unrepeated(session, new BatchConflictRejected(upload.StartOffset, upload.EndOffset, reason, upload.Fingerprints.Of(upload.Content.Sha256()), upload.Content.EventCount, actor, now));
 
     public static BatchConflictRejected? Unrepeated(PamSession session, BatchConflictRejected conflict) =>
-        session.LastConflict is { } last && last.IsRepeatedBy(conflict) ? null : conflict;
+        session.LastConflict is { } last && last.IsRepeatedBy(conflict.StartOffset, conflict.RejectedFingerprint) ? null : conflict;
+
+    /// <summary>The late upload to record, or null when it repeats the last one recorded.</summary>
+    public static LateBatchRefused? Unrepeated(PamSession session, LateBatchRefused late) =>
+        session.LastLateRefused is { } last && last.IsRepeatedBy(late.StartOffset, late.RefusedFingerprint) ? null : late;
 }

@@ -35,8 +35,8 @@ public static class LegacyLogsRules
 
         if (session.Status == SessionStatus.Ended && now > session.EndedAt + endedSessionGrace)
         {
-            // Once per session however often it is sent again, as for a late batch at one offset.
-            var late = session.LastLateRefusedOffset == 0 ? null : new LateBatchRefused(0, null, sent, logs.EventCount, actor, now);
+            // Recorded as a late batch is (an empty recording loses nothing), once while the same content keeps coming.
+            var late = logs.EventCount == 0 ? null : BatchUploadRules.Unrepeated(session, new LateBatchRefused(0, null, sent, logs.EventCount, actor, now));
             return new RejectBatch(Rejection.SessionClosed, null, late);
         }
 

@@ -22,10 +22,11 @@ public sealed record OffsetSegment(int EventCountEnd, byte[] Fingerprint);
 public sealed record TailOffset(long StartOffset, long? EndOffset, IReadOnlyList<OffsetSegment> Segments);
 
 /// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
-public sealed record RecordedConflict(long StartOffset, byte[] Fingerprint)
+/// <summary>A refusal that was recorded: what was sent, and where.</summary>
+public sealed record RecordedRefusal(long StartOffset, byte[] Fingerprint)
 {
-    /// <summary>The same attempt again: a gateway that is refused sends the same batch again on every tick.</summary>
-    public bool IsRepeatedBy(BatchConflictRejected next) => next.StartOffset == StartOffset && next.RejectedFingerprint.AsSpan().SequenceEqual(Fingerprint);
+    /// <summary>The same content again at the same offset: a refused gateway sends it again on every tick.</summary>
+    public bool IsRepeatedBy(long startOffset, byte[] fingerprint) => startOffset == StartOffset && fingerprint.AsSpan().SequenceEqual(Fingerprint);
 }
 
 public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
@@ -72,12 +73,12 @@ public sealed record PamSession
     public int ConflictCount { get; init; }
 
     /// <summary>The last conflict recorded: the same content sent again at the same offset is refused without being recorded again.</summary>
-    public RecordedConflict? LastConflict { get; init; }
+    public RecordedRefusal? LastConflict { get; init; }
 
     public int LateRefusedCount { get; init; }
 
-    /// <summary>Where the last late upload that was recorded started: its retries are refused without being recorded again.</summary>
-    public long? LastLateRefusedOffset { get; init; }
+    /// <summary>The last late upload recorded: the same content sent again at the same offset is refused without being recorded again.</summary>
+    public RecordedRefusal? LastLateRefused { get; init; }
 
     public LegacyRecording? Legacy { get; init; }
 
@@ -130,11 +131,16 @@ public sealed record PamSession
     public PamSession Apply(BatchConflictRejected e) => this with
     {
         ConflictCount = ConflictCount + 1,
-        LastConflict = new RecordedConflict(e.StartOffset, e.RejectedFingerprint),
+        LastConflict = new RecordedRefusal(e.StartOffset, e.RejectedFingerprint),
         UpdatedAt = e.At,
     };
 
-    public PamSession Apply(LateBatchRefused e) => this with { LateRefusedCount = LateRefusedCount + 1, LastLateRefusedOffset = e.StartOffset, UpdatedAt = e.At };
+    public PamSession Apply(LateBatchRefused e) => this with
+    {
+        LateRefusedCount = LateRefusedCount + 1,
+        LastLateRefused = new RecordedRefusal(e.StartOffset, e.RefusedFingerprint),
+        UpdatedAt = e.At,
+    };
 
     public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
     {

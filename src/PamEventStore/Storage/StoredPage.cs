@@ -85,9 +85,10 @@ public sealed class StoredPage : IAsyncDisposable
     /// The page's batches in stream order, read once. Rows come in stream order, which is batch
     /// order: reading stops at the first batch at or past <paramref name="endSequence"/>, or at the
     /// first that would take the page's stored bytes over <paramref name="maxBytes"/> (never the first:
-    /// one batch always fits), and the rest of the query is cancelled.
+    /// one batch always fits), and the rest of the query is cancelled. A row behind the page's next
+    /// batch (moved out of its place: the page skips it) counts for nothing, so a page always moves on.
     /// </summary>
-    public async IAsyncEnumerable<BatchUploaded> BatchesAsync(long endSequence, long maxBytes, [EnumeratorCancellation] CancellationToken ct)
+    public async IAsyncEnumerable<BatchUploaded> BatchesAsync(long startSequence, long endSequence, long maxBytes, [EnumeratorCancellation] CancellationToken ct)
     {
         if (_taken) throw new InvalidOperationException("A page's batches are read once.");
         _taken = true;
@@ -100,6 +101,7 @@ public sealed class StoredPage : IAsyncDisposable
         {
             var allRead = false;
             long bytes = 0;
+            var next = startSequence;
             try
             {
                 while (true)
@@ -113,13 +115,18 @@ public sealed class StoredPage : IAsyncDisposable
                     if (await _reader.IsDBNullAsync(0, stop.Token)) continue;
                     var batch = (BatchUploaded)Format.Deserialize(typeof(BatchUploaded), await _reader.GetFieldValueAsync<byte[]>(0, stop.Token));
                     if (batch.Sequence >= endSequence) break;
-                    if (bytes > 0 && bytes + batch.Ciphertext.Length > maxBytes)
+                    if (batch.Sequence >= next)
                     {
-                        CutAt = batch.Sequence;
-                        break;
+                        if (bytes > 0 && bytes + batch.Ciphertext.Length > maxBytes)
+                        {
+                            CutAt = batch.Sequence;
+                            break;
+                        }
+
+                        bytes += batch.Ciphertext.Length;
+                        next = batch.Sequence + 1;
                     }
 
-                    bytes += batch.Ciphertext.Length;
                     read.Writer.TryWrite(batch);
                 }
 

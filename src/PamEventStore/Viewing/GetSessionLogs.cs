@@ -159,7 +159,7 @@ public static class GetSessionLogsEndpoint
         [EnumeratorCancellation] CancellationToken ct)
     {
         var next = page.Offset;
-        await foreach (var batch in stored.BatchesAsync(page.End, maxBytes, ct))
+        await foreach (var batch in stored.BatchesAsync(page.Offset, page.End, maxBytes, ct))
         {
             if (batch.Sequence < next) continue;
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
@@ -170,9 +170,9 @@ public static class GetSessionLogsEndpoint
             next = batch.Sequence + 1;
         }
 
-        // Cut short by its byte bound: the page ends where its rows stopped (never before a batch it
-        // already gave, should the row it stopped at be one moved out of its place), and the next page begins there.
-        var end = stored.CutAt is { } cut ? Math.Max(cut, next) : page.End;
+        // Cut short by its byte bound: the page ends where its rows stopped, after at least one of its
+        // batches (StoredPage counts only the rows the page gives), and the next page begins there.
+        var end = stored.CutAt ?? page.End;
         foreach (var missing in page.Missing(next, end)) yield return missing;
         if (end < page.End) pageEnd.CutShort((int)(end - page.Offset));
     }

@@ -95,7 +95,7 @@ public sealed class PageEnd(bool hasMore, int batchCount)
     }
 }
 
-/// <summary>One batch of a page as it is opened: its entry in <c>batches</c> (none for the legacy recording) and its events.</summary>
+/// <summary>One batch of a page as it is opened (or the legacy recording): its entry in <c>batches</c> and its events.</summary>
 public sealed record OpenedBatch(LogPageBatch? Entry, byte[]? Content);
 
 /// <summary>

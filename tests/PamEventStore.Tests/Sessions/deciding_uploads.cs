@@ -93,12 +93,16 @@ public sealed class when_deciding_uploads
 
     private void End() => _session = _session.Apply(new SessionEnded(_now, Gateway, "cancellation"));
 
-    private static void ShouldBeRejected(UploadDecision decision, Rejection reason, bool recorded)
+    /// <param name="recorded">Whether a conflict is recorded.</param>
+    /// <param name="lost">Whether a late refusal is recorded.</param>
+    private static void ShouldBeRejected(UploadDecision decision, Rejection reason, bool recorded, bool lost = false)
     {
         var reject = decision.ShouldBeOfType<RejectBatch>();
         reject.Reason.ShouldBe(reason);
         if (recorded) reject.Conflict.ShouldNotBeNull();
         else reject.Conflict.ShouldBeNull();
+        if (lost) reject.Late.ShouldNotBeNull();
+        else reject.Late.ShouldBeNull();
     }
 
     /// <summary>Refused, and the refusal recorded with what was sent, by whom and when.</summary>
@@ -460,7 +464,7 @@ public sealed class when_deciding_uploads
         End();
         _now += Grace + TimeSpan.FromTicks(1);
 
-        ShouldBeRejected(Decide(100, Events(1, 1), 200), Rejection.SessionClosed, recorded: false);
+        ShouldBeRejected(Decide(100, Events(1, 1), 200), Rejection.SessionClosed, recorded: false, lost: true);
     }
 
     [Fact]
@@ -484,6 +488,35 @@ public sealed class when_deciding_uploads
         _session.LateRefusedCount.ShouldBe(1);
         _session.Complete.ShouldBeFalse();
         _session.BatchCount.ShouldBe(1);
+    }
+
+    [Fact]
+    public void the_tails_stored_events_followed_by_more_sent_late_are_recorded_as_lost()
+    {
+        Upload(100, Events(1, 3), 400);
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+
+        ShouldBeRejected(Upload(100, Events(1, 5), 600), Rejection.SessionClosed, recorded: false, lost: true);
+        Decide(100, Events(1, 3), 400).ShouldBeOfType<DuplicateBatch>();
+        ShouldBeRejected(Decide(100, Events(7, 3), 400), Rejection.SessionClosed, recorded: false, lost: false);
+
+        _session.LateRefusedCount.ShouldBe(1);
+        _session.Complete.ShouldBeFalse();
+    }
+
+    [Fact]
+    public void other_content_sent_late_at_an_offset_already_refused_is_recorded_too()
+    {
+        Upload(0, Events(0, 1), 100);
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+
+        ShouldBeRejected(Upload(100, Events(1, 1), 200), Rejection.SessionClosed, recorded: false, lost: true);
+        ShouldBeRejected(Upload(100, Events(1, 2), 300), Rejection.SessionClosed, recorded: false, lost: true);
+        ShouldBeRejected(Upload(100, Events(1, 2), 300), Rejection.SessionClosed, recorded: false, lost: false);
+
+        _session.LateRefusedCount.ShouldBe(2);
     }
 
     [Fact]
@@ -600,6 +633,17 @@ public sealed class when_deciding_uploads
     }
 
     [Fact]
+    public void empty_legacy_logs_sent_late_lose_nothing_and_a_late_batch_at_offset_zero_does_not_hide_late_logs()
+    {
+        End();
+        _now += Grace + TimeSpan.FromSeconds(1);
+
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(), Keys, Gateway, _now, Grace), Rejection.SessionClosed, recorded: false, lost: false);
+        ShouldBeRejected(Upload(0, Events(0, 2), 200), Rejection.SessionClosed, recorded: false, lost: true);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace), Rejection.SessionClosed, recorded: false, lost: true);
+    }
+
+    [Fact]
     public void legacy_logs_first_sent_after_the_grace_window_are_recorded_as_lost_once()
     {
         End();
@@ -644,7 +688,7 @@ public sealed class when_deciding_uploads
         End();
         _now += Grace + TimeSpan.FromTicks(1);
 
-        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace), Rejection.SessionClosed, recorded: false);
+        ShouldBeRejected(LegacyLogsRules.Decide(_session, Logs(Query(0, "SELECT 1")), Keys, Gateway, _now, Grace), Rejection.SessionClosed, recorded: false, lost: true);
     }
 
     [Fact]

@@ -87,6 +87,28 @@ public sealed class when_pages_hold_much(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_page_cut_after_a_row_moved_out_of_its_place_still_moves_on()
+    {
+        // Rows moved one place later: batch 1's row holds batch 0, batch 2's row holds the large batch 1.
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 1))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.UploadAsync(session, 100, Batch(Terminal(1, new string('h', 225_000))))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.UploadAsync(session, 1_000_000, Lines(2, 1))).Status.ShouldBe(HttpStatusCode.OK);
+        foreach (var (target, source) in new[] { (2L, 1L), (1L, 0L) })
+        {
+            (await StoredEvents.ExecuteAsync(store,
+                $"update pam.mt_events set bdata = (select bdata from pam.mt_events where {StoredEvents.BatchRow.Replace("@batchId", "@sourceId")}) where {StoredEvents.BatchRow}",
+                [.. StoredEvents.BatchRowParameters(_org, session, target), ("sourceId", PamEventStore.Sessions.RecordedBatch.IdFor(session, source))])).ShouldBe(1);
+        }
+
+        var page = (await _org.LogsAsync(session, "offset=1&limit=10")).Body;
+
+        page.GetProperty("batchCount").GetInt32().ShouldBe(2);
+        page.GetProperty("hasMore").GetBoolean().ShouldBeFalse();
+        page.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString()).ShouldBe(["ok", "missing"]);
+    }
+
+    [Fact]
     public async Task a_page_without_a_turn_in_time_is_turned_away_and_served_when_asked_again()
     {
         var session = await _org.CreateSessionAsync();
