@@ -86,7 +86,7 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
         if (problem is null)
         {
             logger.LogError(exception, "Unhandled exception for {Method} {Path}", httpContext.Request.Method, httpContext.Request.Path);
-            problem = Problems.Unexpected(httpContext.TraceIdentifier);
+            problem = Problems.Unexpected(PamEventStore.Security.Caller.TraceId(httpContext));
         }
 
         await problem.ToResult().ExecuteAsync(httpContext);

@@ -33,8 +33,14 @@ public sealed record Caller(
             user.FindFirstValue(PamClaims.GatewayId),
             SplitScopes(user),
             projects.Count == 0 ? null : SplitValues(projects),
-            context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : context.TraceIdentifier);
+            context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : TraceId(context));
     }
+
+    /// <summary>
+    /// The request's W3C trace id, as its problem answers (<c>traceId</c>) and its log lines carry it, so
+    /// an audit record, an error and the logs of one request are found by one id.
+    /// </summary>
+    public static string TraceId(HttpContext context) => System.Diagnostics.Activity.Current?.Id ?? context.TraceIdentifier;
 
     /// <summary>Scopes arrive space-separated in one claim, or as several claims (a JSON array).</summary>
     public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) => SplitValues(user.FindAll(PamClaims.Scope));

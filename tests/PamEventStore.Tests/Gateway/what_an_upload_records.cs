@@ -82,6 +82,20 @@ public sealed class what_an_upload_records(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_refused_upload_is_recorded_under_the_trace_id_its_problem_answer_gives()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await Upload(session, 0, Lines(0, 2))).ShouldBeAccepted(sequence: 0);
+
+        var refused = (await Upload(session, 0, Lines(5, 2))).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+
+        await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
+        var conflict = (await query.Events.FetchStreamAsync(session)).Select(e => e.Data).OfType<BatchConflictRejected>().ShouldHaveSingleItem();
+        refused.Body.GetProperty("traceId").GetString().ShouldNotBeNullOrWhiteSpace();
+        conflict.RejectedFrom.RequestId.ShouldBe(refused.Body.GetProperty("traceId").GetString());
+    }
+
+    [Fact]
     public async Task a_request_id_longer_than_128_characters_is_not_taken()
     {
         var session = await _org.CreateSessionAsync();
