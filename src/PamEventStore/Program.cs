@@ -30,6 +30,7 @@ builder.Services.AddSingleton<DatabaseConnection>();
 builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.Section)
     .Validate(o => o.MaxBytes > 0 && o.AtOnce > 0, "LogPages:MaxBytes and LogPages:AtOnce must be positive.")
     .Validate(o => o.Wait >= TimeSpan.Zero && o.Wait <= TimeSpan.FromMinutes(1), "LogPages:Wait must be between 0 and a minute.")
+    .Validate(o => o.MinBytesPerSecond > 0 && o.Grace > TimeSpan.FromSeconds(1), "LogPages:MinBytesPerSecond must be positive and LogPages:Grace over a second.")
     .ValidateOnStart();
 builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
     .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")

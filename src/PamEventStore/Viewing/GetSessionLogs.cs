@@ -36,6 +36,14 @@ public sealed class LogPageOptions
 
     /// <summary>Pages that may wait for a turn at once: four for each turn. Past them a page is answered 503 at once.</summary>
     public int Waiting => 4 * AtOnce;
+
+    /// <summary>
+    /// Once a page holds a turn, its client must take it at least this fast after <see cref="Grace"/>
+    /// (over HTTP/1.x, as Kestrel measures it): one that stalls or trickles is cut off and the turn goes on.
+    /// </summary>
+    public int MinBytesPerSecond { get; set; } = 32 * 1024;
+
+    public TimeSpan Grace { get; set; } = TimeSpan.FromSeconds(5);
 }
 
 /// <summary>Which batches a log page covers: Infisical's contract, where both numbers count batches.</summary>
@@ -93,6 +101,7 @@ public static class GetSessionLogsEndpoint
         // its client has taken it, so a node serves a few at a time instead of every one that arrives.
         if (await turns.TakeAsync(ct) is not { } turn) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
         request.HttpContext.Response.RegisterForDispose(turn);
+        ResponsePace.Require(request.HttpContext, options.Value.MinBytesPerSecond, options.Value.Grace);
 
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 

@@ -155,6 +155,45 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task a_reader_that_stops_taking_its_page_is_cut_off_and_its_turn_goes_to_the_next()
+    {
+        // One turn, and a page larger than the server's socket buffer (4 MB at most here), so that a
+        // reader that stops taking it keeps the turn until Kestrel finds its pace too slow: at 1 MiB/s,
+        // seconds for what the sockets buffered; at Kestrel's own 240 B/s, hours.
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["LogPages:MaxBytes"] = (12 * 1024 * 1024).ToString(),
+            ["LogPages:AtOnce"] = "1",
+            ["LogPages:Wait"] = "00:00:15",
+            ["LogPages:MinBytesPerSecond"] = (1024 * 1024).ToString(),
+            ["LogPages:Grace"] = "00:00:02",
+            ["Uploads:MaxBatchBytes"] = (512 * 1024).ToString(),
+        };
+        await using var service = await ServiceProcess.StartAsync(settings);
+        var session = await CreateSession();
+        for (var b = 0; b < 60; b++)
+        {
+            var events = Batch(Enumerable.Range(b * 270, 270).Select(i => Terminal(i, $"line {i} {new string('x', 450)}\r\n")).ToArray());
+            (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset={b * 100_000}", Gateway, OctetStream(events))).ShouldBeAccepted(b);
+        }
+
+        // A small receive window that is never read past the first bytes: the page stalls on it.
+        using var stalled = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp) { ReceiveBufferSize = 16 * 1024 };
+        await stalled.ConnectAsync(service.BaseAddress.Host, service.BaseAddress.Port);
+        await stalled.SendAsync(Encoding.ASCII.GetBytes(
+            $"GET {Org.Sessions}/{session}/logs?offset=0&limit=100 HTTP/1.1\r\nHost: {service.BaseAddress.Authority}\r\nAuthorization: Bearer {User}\r\n\r\n"));
+        var first = new byte[256];
+        Encoding.ASCII.GetString(first, 0, await stalled.ReceiveAsync(first)).ShouldStartWith("HTTP/1.1 200");
+        var waited = Stopwatch.StartNew();
+
+        var next = await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}/logs?offset=0&limit=100", User);
+
+        next.Status.ShouldBe(HttpStatusCode.OK, next.Body.ToString());
+        next.Body.GetProperty("batchCount").GetInt32().ShouldBe(60);
+        waited.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(15));
+    }
+
+    [Fact]
     public async Task while_the_database_stalls_uploads_past_the_limit_are_turned_away_and_the_others_stored_once_it_answers()
     {
         const int limit = 128 * 1024;
