@@ -39,16 +39,26 @@ public sealed class EncryptedRecordingSerializer : IEventBinarySerializer
         try
         {
             if (data.Length < 5 || data[0] != FormatVersion) return Unreadable(type);
-            var headerLength = (int)BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(1));
-            if (headerLength > data.Length - 5) return Unreadable(type);
-            var header = JsonSerializer.Deserialize(data.AsSpan(5, headerLength), type, RecordingHeaderJson.Default);
-            return header is IEncryptedRecording recording ? recording.WithCiphertext(data[(5 + headerLength)..]) : Unreadable(type);
+            var headerLength = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(1));
+            if (headerLength > (uint)(data.Length - 5)) return Unreadable(type);
+            var header = JsonSerializer.Deserialize(data.AsSpan(5, (int)headerLength), type, RecordingHeaderJson.Default);
+            return header is IEncryptedRecording recording && IsWhole(recording)
+                ? recording.WithCiphertext(data[(5 + (int)headerLength)..])
+                : Unreadable(type);
         }
-        catch (JsonException)
+        catch (Exception e) when (e is JsonException or ArgumentException or NotSupportedException)
         {
             return Unreadable(type);
         }
     }
+
+    /// <summary>A header that parses but lacks what opening and checking a batch needs (an altered row) reads as unreadable too.</summary>
+    private static bool IsWhole(IEncryptedRecording recording) => recording switch
+    {
+        BatchUploaded b => b is { ContentFingerprint: not null, OffsetFingerprint: not null, KeyId: not null, UploadedBy: not null },
+        LegacyLogsUploaded l => l is { ContentFingerprint: not null, KeyId: not null, UploadedBy: not null },
+        _ => false,
+    };
 
     private static readonly Actor Nobody = new("unknown", "unknown", null, null);
 

@@ -175,6 +175,28 @@ public sealed class when_reading_log_pages(PamStoreHost store)
         reply.Body.GetProperty("batchCount").GetInt32().ShouldBe(3);
     }
 
+    [Theory]
+    [InlineData("set_byte(bdata, 1, 128)", 1)]
+    [InlineData("set_byte(bdata, 4, 255)", 1)]
+    [InlineData("decode('0100000002', 'hex') || convert_to('{}', 'UTF8') || decode('00ff', 'hex')", 0)]
+    [InlineData("decode('0100000002', 'hex') || convert_to('{}', 'UTF8') || decode('00ff', 'hex')", 1)]
+    [InlineData("decode('0100000004', 'hex') || convert_to('null', 'UTF8')", 1)]
+    [InlineData("decode('01', 'hex')", 1)]
+    public async Task a_row_whose_header_is_altered_reads_as_missing_and_the_rest_of_the_page_still_reads(string altered, int batch)
+    {
+        var session = await SessionWithBatches(3);
+        (await StoredEvents.ExecuteAsync(store, $"update pam.mt_events set bdata = {altered} where {StoredEvents.BatchRow}",
+            StoredEvents.BatchRowParameters(_org, session, batch))).ShouldBe(1);
+
+        var reply = await _org.LogsAsync(session);
+
+        reply.Status.ShouldBe(HttpStatusCode.OK);
+        reply.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString())
+            .ShouldBe(Enumerable.Range(0, 3).Select(i => i == batch ? "missing" : "ok"));
+        reply.Body.GetProperty("logs").EnumerateArray().Select(Text)
+            .ShouldBe(Enumerable.Range(0, 3).Where(i => i != batch).SelectMany(i => new[] { $"line {2 * i}\r\n", $"line {2 * i + 1}\r\n" }));
+    }
+
     [Fact]
     public async Task a_row_copied_over_another_batch_leaves_that_batch_missing()
     {
