@@ -112,32 +112,52 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         return key.KeyId;
     }
 
-    /// <summary>Re-wraps every data key of the org that is not wrapped by the active master key.</summary>
-    /// <returns>How many keys were re-wrapped.</returns>
-    public async Task<int> RewrapAsync(string orgId, CancellationToken ct)
+    /// <summary>
+    /// Re-wraps every data key of the org that is not wrapped by the active master key. A key that does
+    /// not open (its master key is gone, or its wrapping was altered) is left as it is and reported: the
+    /// others are re-wrapped all the same, so one lost key does not keep an org's readable keys on a
+    /// master key that is to be retired.
+    /// </summary>
+    public async Task<RewrapResult> RewrapAsync(string orgId, CancellationToken ct)
     {
         await using var session = store.LightweightSession(orgId);
         var ring = await session.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId, ct);
-        if (ring is null) return 0;
+        if (ring is null) return new RewrapResult(0, []);
 
         var rewrapped = 0;
+        var unopenable = new List<string>();
         WrappedDataKey Rewrap(WrappedDataKey key)
         {
             if (key.MasterKeyId == masterKeys.ActiveKeyId) return key;
+            byte[] plain;
+            try
+            {
+                plain = Unwrap(orgId, key);
+            }
+            catch (Exception e) when (e is InvalidOperationException or CryptographicException)
+            {
+                unopenable.Add(key.KeyId);
+                return key;
+            }
+
             rewrapped++;
             return key with
             {
                 MasterKeyId = masterKeys.ActiveKeyId,
-                Wrapped = AesGcmEnvelope.Seal(masterKeys.Active, Unwrap(orgId, key), WrapContext(orgId, key.KeyId)),
+                Wrapped = AesGcmEnvelope.Seal(masterKeys.Active, plain, WrapContext(orgId, key.KeyId)),
             };
         }
 
         ring.Keys = ring.Keys.Select(Rewrap).ToList();
         if (ring.FingerprintKey is not null) ring.FingerprintKey = Rewrap(ring.FingerprintKey);
-        session.Store(ring);
-        await session.SaveChangesAsync(ct);
-        _rings.TryRemove(orgId, out _);
-        return rewrapped;
+        if (rewrapped > 0)
+        {
+            session.Store(ring);
+            await session.SaveChangesAsync(ct);
+            _rings.TryRemove(orgId, out _);
+        }
+
+        return new RewrapResult(rewrapped, unopenable);
     }
 
     /// <summary>The orgs that have a key ring, i.e. every org that has stored a recording.</summary>
@@ -245,3 +265,6 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
     private static byte[] WrapContext(string orgId, string keyId) =>
         Encoding.UTF8.GetBytes($"pam-data-key/v1|{orgId.Length}:{orgId}|{keyId}");
 }
+
+/// <summary>What re-wrapping an org's keys did: how many it re-wrapped, and which it could not open (left as they were).</summary>
+public sealed record RewrapResult(int Rewrapped, IReadOnlyList<string> Unopenable);

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using JasperFx.CommandLine;
 using Marten;
 
@@ -30,19 +31,36 @@ public sealed class RotateKeysCommand : JasperFxAsyncCommand<RotateKeysInput>
             host.Services.GetRequiredService<TimeProvider>());
 
         var orgs = input.OrgFlag is { } org ? [org] : await keys.OrgsAsync(CancellationToken.None);
+        var failed = new List<string>();
         foreach (var orgId in orgs)
         {
-            if (input.RewrapFlag)
+            // One org that fails (a key that does not open, a ring another node changed meanwhile)
+            // does not stop the others; the command fails at the end, naming them, and can run again.
+            try
             {
-                Console.WriteLine($"{orgId}: re-wrapped {await keys.RewrapAsync(orgId, CancellationToken.None)} data key(s)");
+                if (input.RewrapFlag)
+                {
+                    var result = await keys.RewrapAsync(orgId, CancellationToken.None);
+                    Console.WriteLine($"{orgId}: re-wrapped {result.Rewrapped} data key(s)");
+                    if (result.Unopenable.Count == 0) continue;
+                    Console.Error.WriteLine($"{orgId}: could not open {string.Join(", ", result.Unopenable)}: left under their old master key; " +
+                                            "keep that master key configured, or accept that what they sealed stays unreadable");
+                    failed.Add(orgId);
+                }
+                else
+                {
+                    Console.WriteLine($"{orgId}: new data key {await keys.RotateAsync(orgId, CancellationToken.None)}");
+                }
             }
-            else
+            catch (Exception e) when (e is InvalidOperationException or JasperFx.ConcurrencyException or CryptographicException)
             {
-                Console.WriteLine($"{orgId}: new data key {await keys.RotateAsync(orgId, CancellationToken.None)}");
+                Console.Error.WriteLine($"{orgId}: failed: {e.Message}");
+                failed.Add(orgId);
             }
         }
 
         if (orgs.Count == 0) Console.WriteLine("No organisation has data keys yet.");
-        return true;
+        if (failed.Count > 0) Console.Error.WriteLine($"Not done for {failed.Count} organisation(s): {string.Join(", ", failed)}");
+        return failed.Count == 0;
     }
 }

@@ -126,7 +126,9 @@ public sealed class encryption_at_rest(PamStoreHost store)
 
         var both = new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = oldMaster, ["next"] = newMaster }, "next");
         // The data key and the fingerprint key.
-        (await new OrgDataKeys(documents, both, TimeProvider.System).RewrapAsync(_org.Id, CancellationToken.None)).ShouldBe(2);
+        var rewrap = await new OrgDataKeys(documents, both, TimeProvider.System).RewrapAsync(_org.Id, CancellationToken.None);
+        rewrap.Rewrapped.ShouldBe(2);
+        rewrap.Unopenable.ShouldBeEmpty();
 
         var onlyNew = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { ["next"] = newMaster }, "next"), TimeProvider.System));
         var content = await onlyNew.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None);
@@ -134,6 +136,31 @@ public sealed class encryption_at_rest(PamStoreHost store)
 
         var onlyOld = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = oldMaster }, TestKeys.MasterKeyId), TimeProvider.System));
         await Should.ThrowAsync<Exception>(() => onlyOld.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None).AsTask());
+    }
+
+    [Fact]
+    public async Task a_rewrap_that_meets_a_key_it_cannot_open_rewraps_the_others_and_names_it()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 1));
+        var documents = store.Host.DocumentStore();
+        var first = Convert.FromBase64String(TestKeys.MasterKey);
+        var second = RandomNumberGenerator.GetBytes(32);
+        var third = RandomNumberGenerator.GetBytes(32);
+        var rotated = await new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = first, ["second"] = second }, "second"), TimeProvider.System)
+            .RotateAsync(_org.Id, CancellationToken.None);
+
+        // The first master key is gone: the keys it wraps (the first data key, the fingerprint key) cannot be opened.
+        var withoutFirst = new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { ["second"] = second, ["third"] = third }, "third"), TimeProvider.System);
+        var result = await withoutFirst.RewrapAsync(_org.Id, CancellationToken.None);
+
+        result.Rewrapped.ShouldBe(1);
+        result.Unopenable.Count.ShouldBe(2);
+        result.Unopenable.ShouldNotContain(rotated);
+        await using var query = documents.QuerySession(_org.Id);
+        var ring = (await query.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId))!;
+        ring.Keys.Single(k => k.KeyId == rotated).MasterKeyId.ShouldBe("third");
+        ring.Keys.Where(k => k.KeyId != rotated).ShouldAllBe(k => k.MasterKeyId == TestKeys.MasterKeyId);
     }
 
     [Fact]
