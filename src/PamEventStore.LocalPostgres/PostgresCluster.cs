@@ -20,6 +20,9 @@ public sealed class PostgresCluster : IAsyncDisposable
     private Task? _stopping;
     private bool _disposed;
 
+    /// <summary>This handle's entry among the users of a kept (not throwaway) cluster; null for a throwaway one.</summary>
+    private string? _userFile;
+
     private PostgresCluster(ClusterPaths paths, string binDirectory, int port, string database, string serverVersion,
         IReadOnlyDictionary<string, string> settings, bool startedByUs, bool throwaway, Action<string> log)
     {
@@ -96,6 +99,7 @@ public sealed class PostgresCluster : IAsyncDisposable
             var (version, runningSettings) = await PrepareDatabaseAsync(port, options.Database, log, ct);
             var cluster = new PostgresCluster(paths, bin, port, options.Database, version, settings ?? runningSettings,
                 startedByUs, options.Throwaway, log);
+            if (!options.Throwaway) cluster._userFile = Users.Join(paths.Users);
             log($"PostgreSQL {version} ready at {Host}:{port}/{options.Database} ({(startedByUs ? "started" : "reused")} in {clock.ElapsedMilliseconds} ms)");
             return cluster;
         }
@@ -121,7 +125,7 @@ public sealed class PostgresCluster : IAsyncDisposable
         _disposed = true;
         AppDomain.CurrentDomain.ProcessExit -= StopOnExit;
         var stopped = true;
-        if (StartedByUs || _throwaway)
+        if (_throwaway || await IsLastUserAsync())
         {
             try
             {
@@ -137,6 +141,32 @@ public sealed class PostgresCluster : IAsyncDisposable
         {
             if (stopped) TryDelete(Paths.Root, _log);
             else _log($"Left {Paths.Root} in place because its server may still be running");
+        }
+    }
+
+    /// <summary>
+    /// A kept cluster is stopped by the last of the processes using it to leave, whichever started it: a
+    /// process that reused the server of one since killed stops it in its place, and one that started it
+    /// leaves it running for another still using it. Each handle leaves its entry; a killed process's entry
+    /// names a process that is gone, and is passed over.
+    /// </summary>
+    private async Task<bool> IsLastUserAsync()
+    {
+        if (_userFile is null) return StartedByUs;
+        try
+        {
+            // Under the start lock: a process reusing the server meanwhile either joins before this
+            // count, or starts the server again after it stopped.
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            using var startLock = await LockAsync(Paths.Lock, patience.Token);
+            var others = Users.LeaveAndCountOthers(Paths.Users, _userFile);
+            if (others > 0) _log($"Left PostgreSQL in {Paths.Data} running for {others} other process(es) using it");
+            return others == 0;
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or UnauthorizedAccessException)
+        {
+            _log($"Could not tell whether other processes use PostgreSQL in {Paths.Data} ({e.Message}); left it running");
+            return false;
         }
     }
 
@@ -525,6 +555,7 @@ public sealed class PostgresCluster : IAsyncDisposable
         public string Log => Path.Combine(Root, "server.log");
         public string PortFile => Path.Combine(Root, "port");
         public string Lock => Path.Combine(Root, "start.lock");
+        public string Users => Path.Combine(Root, "users");
         public string PgVersion => Path.Combine(Data, "PG_VERSION");
         public string PostmasterPid => Path.Combine(Data, "postmaster.pid");
     }

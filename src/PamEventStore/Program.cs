@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using JasperFx;
 using JasperFx.CodeGeneration;
 using Marten;
@@ -86,7 +87,17 @@ builder.Host.UseWolverine(opts =>
 });
 builder.Services.AddWolverineHttp();
 
-var app = builder.Build();
+// Disposed whatever the command line does: an invalid argument after the local PostgreSQL has started
+// must stop it too.
+await using var app = builder.Build();
+
+// Closing the terminal sends SIGHUP, which .NET does not turn into a graceful stop (as it does SIGINT
+// and SIGTERM): without this the process dies at once, leaving its local PostgreSQL running.
+using var onHangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+{
+    context.Cancel = true;
+    app.Lifetime.StopApplication();
+});
 
 app.UsePamErrorResponses();
 app.UseAuthentication();

@@ -86,8 +86,8 @@ public class PersistentClusterTests(ITestOutputHelper output)
         using var scratch = new ScratchDirectory();
         // Durable: with synchronous_commit=off even a plain process kill loses the last commits.
         var options = new PostgresClusterOptions { Directory = scratch.Path, Log = output.WriteLine };
-        // Never disposed: its server is killed below, and disposing it would stop the restarted one in the same directory.
-        var first = await PostgresCluster.StartAsync(options);
+        // Disposed last: the restarted server is left running while another handle uses it, and stopped by the last.
+        await using var first = await PostgresCluster.StartAsync(options);
         await ExecuteAsync(first.ConnectionString, "CREATE TABLE survivor (id int); INSERT INTO survivor VALUES (1)");
 
         var postmasterPid = int.Parse((await File.ReadAllLinesAsync(scratch.PostmasterPid))[0]);
@@ -102,6 +102,45 @@ public class PersistentClusterTests(ITestOutputHelper output)
 
         second.StartedByUs.ShouldBeTrue();
         (await ScalarAsync<int>(second.ConnectionString, "SELECT id FROM survivor")).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task a_server_is_stopped_by_the_last_handle_using_it_whichever_started_it()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        var starter = await PostgresCluster.StartAsync(options);
+        var reuser = await PostgresCluster.StartAsync(options with { Database = "second" });
+        reuser.StartedByUs.ShouldBeFalse();
+
+        await starter.DisposeAsync();
+
+        (await ScalarAsync<int>(reuser.ConnectionString, "SELECT 1")).ShouldBe(1);
+        await reuser.DisposeAsync();
+        File.Exists(scratch.PostmasterPid).ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task a_server_whose_starter_was_killed_is_stopped_by_the_process_that_reused_it()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        // Never disposed: it stands for a service killed with its server running. Its entry is made to
+        // name a process that is gone, as a killed one's does.
+        _ = await PostgresCluster.StartAsync(options);
+        var entry = Directory.GetFiles(Path.Combine(scratch.Path, "users")).ShouldHaveSingleItem();
+        using (var gone = Process.Start("true"))
+        {
+            await gone.WaitForExitAsync();
+            File.Move(entry, Path.Combine(scratch.Path, "users", $"{gone.Id}-{Guid.NewGuid():N}"));
+        }
+
+        var reuser = await PostgresCluster.StartAsync(options);
+        reuser.StartedByUs.ShouldBeFalse();
+        await reuser.DisposeAsync();
+
+        File.Exists(scratch.PostmasterPid).ShouldBeFalse();
+        Directory.GetFiles(Path.Combine(scratch.Path, "users")).ShouldBeEmpty();
     }
 
     [Fact]
