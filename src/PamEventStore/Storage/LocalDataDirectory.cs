@@ -15,7 +15,8 @@ public sealed class LocalDataDirectory(string path)
 
     /// <summary>
     /// Reads a secret file, creating it first (readable by its owner only: these files hold keys) when
-    /// it does not exist. Two processes starting at once both end up reading the one that won.
+    /// it does not exist. Two processes starting at once both end up reading the one that won: each
+    /// writes its own file whole and renames it into place, so the name never stands for a half-written one.
     /// </summary>
     public string ReadOrCreateSecret(string name, Func<string> create)
     {
@@ -23,15 +24,25 @@ public sealed class LocalDataDirectory(string path)
         if (!File.Exists(path))
         {
             Directory.CreateDirectory(Path);
+            var written = PathOf($".{name}.{Guid.NewGuid():N}");
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
             if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
             try
             {
-                using var writer = new StreamWriter(path, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options);
-                writer.Write(create());
+                using (var writer = new StreamWriter(written, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false), options))
+                {
+                    writer.Write(create());
+                }
+
+                File.Move(written, path, overwrite: false);
             }
             catch (IOException) when (File.Exists(path))
             {
+                // Another process's file is in place: it is the one both read.
+            }
+            finally
+            {
+                File.Delete(written);
             }
         }
 
