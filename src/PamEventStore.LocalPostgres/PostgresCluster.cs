@@ -125,17 +125,13 @@ public sealed class PostgresCluster : IAsyncDisposable
         _disposed = true;
         AppDomain.CurrentDomain.ProcessExit -= StopOnExit;
         var stopped = true;
-        if (_throwaway || await IsLastUserAsync())
+        if (_userFile is not null)
         {
-            try
-            {
-                await StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            }
-            catch (Exception e)
-            {
-                stopped = false;
-                _log($"Stopping PostgreSQL in {Paths.Data} failed: {e.Message}");
-            }
+            await LeaveAsync();
+        }
+        else if (_throwaway || StartedByUs)
+        {
+            stopped = await TryStopWithinAsync();
         }
         if (_throwaway)
         {
@@ -148,24 +144,35 @@ public sealed class PostgresCluster : IAsyncDisposable
     /// A kept cluster is stopped by the last of the processes using it to leave, whichever started it: a
     /// process that reused the server of one since killed stops it in its place, and one that started it
     /// leaves it running for another still using it. Each handle leaves its entry; a killed process's entry
-    /// names a process that is gone, and is passed over.
+    /// names a process that is gone, and is passed over. The start lock is held from the count to the end
+    /// of the stop, so a process starting meanwhile either counts, or finds the server stopped.
     /// </summary>
-    private async Task<bool> IsLastUserAsync()
+    private async Task LeaveAsync()
     {
-        if (_userFile is null) return StartedByUs;
         try
         {
-            // Under the start lock: a process reusing the server meanwhile either joins before this
-            // count, or starts the server again after it stopped.
             using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             using var startLock = await LockAsync(Paths.Lock, patience.Token);
-            var others = Users.LeaveAndCountOthers(Paths.Users, _userFile);
+            var others = Users.LeaveAndCountOthers(Paths.Users, _userFile!);
             if (others > 0) _log($"Left PostgreSQL in {Paths.Data} running for {others} other process(es) using it");
-            return others == 0;
+            else await TryStopWithinAsync();
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or UnauthorizedAccessException)
         {
             _log($"Could not tell whether other processes use PostgreSQL in {Paths.Data} ({e.Message}); left it running");
+        }
+    }
+
+    private async Task<bool> TryStopWithinAsync()
+    {
+        try
+        {
+            await StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            return true;
+        }
+        catch (Exception e)
+        {
+            _log($"Stopping PostgreSQL in {Paths.Data} failed: {e.Message}");
             return false;
         }
     }

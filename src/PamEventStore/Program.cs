@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using JasperFx;
 using JasperFx.CodeGeneration;
 using Marten;
@@ -91,13 +90,6 @@ builder.Services.AddWolverineHttp();
 // must stop it too.
 await using var app = builder.Build();
 
-// Closing the terminal sends SIGHUP, which .NET does not turn into a graceful stop (as it does SIGINT
-// and SIGTERM): without this the process dies at once, leaving its local PostgreSQL running.
-using var onHangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
-{
-    context.Cancel = true;
-    app.Lifetime.StopApplication();
-});
 
 app.UsePamErrorResponses();
 app.UseAuthentication();

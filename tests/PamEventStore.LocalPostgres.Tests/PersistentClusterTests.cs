@@ -143,6 +143,24 @@ public class PersistentClusterTests(ITestOutputHelper output)
         Directory.GetFiles(Path.Combine(scratch.Path, "users")).ShouldBeEmpty();
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(20)]
+    [InlineData(100)]
+    public async Task a_handle_started_while_the_last_one_leaves_keeps_a_working_server(int delayMs)
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        var leaving = await PostgresCluster.StartAsync(options);
+
+        var left = leaving.DisposeAsync().AsTask();
+        await Task.Delay(delayMs);
+        await using var arriving = await PostgresCluster.StartAsync(options);
+        await left;
+
+        (await ScalarAsync<int>(arriving.ConnectionString, "SELECT 1")).ShouldBe(1);
+    }
+
     [Fact]
     public async Task a_pid_file_naming_an_unrelated_live_process_does_not_block_a_start()
     {

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 using PamEventStore.LocalPostgres;
@@ -10,11 +11,14 @@ namespace PamEventStore.Storage;
 /// binaries on the machine on first use, reused across runs and stopped when the service stops.
 /// Resolved lazily so commands that never touch the database (token, help) never start one.
 /// </summary>
-public sealed class DatabaseConnection(IConfiguration configuration, IHostEnvironment environment, LocalDataDirectory dataDirectory, ILogger<DatabaseConnection> logger)
+public sealed class DatabaseConnection(
+    IConfiguration configuration, IHostEnvironment environment, LocalDataDirectory dataDirectory, ILogger<DatabaseConnection> logger,
+    IHostApplicationLifetime? lifetime = null)
     : IAsyncDisposable
 {
     private readonly Lock _gate = new();
     private PostgresCluster? _cluster;
+    private PosixSignalRegistration? _onHangUp;
     private string? _connectionString;
 
     public string ConnectionString
@@ -62,11 +66,24 @@ public sealed class DatabaseConnection(IConfiguration configuration, IHostEnviro
         }
 
         logger.LogInformation("Local PostgreSQL {Version} listening on 127.0.0.1:{Port}", _cluster.ServerVersion, _cluster.Port);
+
+        // Closing the terminal sends SIGHUP, which .NET does not turn into a graceful stop (as it does
+        // SIGINT and SIGTERM): without this the service dies at once, leaving its local PostgreSQL running.
+        if (lifetime is not null && !OperatingSystem.IsWindows())
+        {
+            _onHangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                lifetime.StopApplication();
+            });
+        }
+
         return _cluster.ConnectionString;
     }
 
     public async ValueTask DisposeAsync()
     {
+        _onHangUp?.Dispose();
         if (_cluster is not null) await _cluster.DisposeAsync();
     }
 }

@@ -15,15 +15,18 @@ public sealed class LocalDataDirectory(string path)
 
     /// <summary>
     /// Reads a secret file, creating it first (readable by its owner only: these files hold keys) when
-    /// it does not exist. Two processes starting at once both end up reading the one that won: each
-    /// writes its own file whole and renames it into place, so the name never stands for a half-written one.
+    /// it does not exist. Processes starting at once take turns under a lock file, so all of them read
+    /// the one that was created, never a half-written one or one replaced after it was read.
     /// </summary>
     public string ReadOrCreateSecret(string name, Func<string> create)
     {
         var path = PathOf(name);
+        if (File.Exists(path)) return File.ReadAllText(path);
+
+        Directory.CreateDirectory(Path);
+        using var turn = TakeTurn(PathOf(".secrets.lock"));
         if (!File.Exists(path))
         {
-            Directory.CreateDirectory(Path);
             var written = PathOf($".{name}.{Guid.NewGuid():N}");
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
             if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -34,11 +37,8 @@ public sealed class LocalDataDirectory(string path)
                     writer.Write(create());
                 }
 
-                File.Move(written, path, overwrite: false);
-            }
-            catch (IOException) when (File.Exists(path))
-            {
-                // Another process's file is in place: it is the one both read.
+                // Whole before the name stands for it: a process that reads without the lock (above) never sees it half-written.
+                File.Move(written, path);
             }
             finally
             {
@@ -47,5 +47,22 @@ public sealed class LocalDataDirectory(string path)
         }
 
         return File.ReadAllText(path);
+    }
+
+    /// <summary>An exclusive lock on a file, waited for up to half a minute.</summary>
+    private static FileStream TakeTurn(string lockFile)
+    {
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                return new FileStream(lockFile, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (waited.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                Thread.Sleep(5);
+            }
+        }
     }
 }

@@ -6,29 +6,37 @@ public sealed class the_local_data_directory : IDisposable
 {
     private readonly LocalDataDirectory _data = new(Path.Combine(Path.GetTempPath(), $"pamstore-data-{Guid.NewGuid():N}"));
 
-    [Fact]
-    public async Task processes_creating_a_secret_at_once_all_read_the_one_that_won_never_a_half_written_one()
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    public async Task processes_creating_a_secret_at_once_all_read_the_one_that_won_and_it_stays(int slowness)
     {
-        using var start = new ManualResetEventSlim();
-        var read = new string[8];
-        var threads = Enumerable.Range(0, read.Length).Select(i => new Thread(() =>
+        for (var round = 0; round < (slowness == 0 ? 200 : 3); round++)
         {
-            start.Wait();
-            read[i] = _data.ReadOrCreateSecret("key", () =>
+            var name = $"key-{round}";
+            using var start = new ManualResetEventSlim();
+            var read = new string[8];
+            var threads = Enumerable.Range(0, read.Length).Select(i => new Thread(() =>
             {
-                // Slow to produce: the others arrive while it is being written.
-                Thread.Sleep(300);
-                return $"secret-{i}";
-            });
-        })).ToList();
-        threads.ForEach(thread => thread.Start());
+                start.Wait();
+                read[i] = _data.ReadOrCreateSecret(name, () =>
+                {
+                    // Slow to produce, or not at all: the others arrive while it is being written, or at the same moment.
+                    if (slowness > 0) Thread.Sleep(slowness);
+                    return $"secret-{i}";
+                });
+            })).ToList();
+            threads.ForEach(thread => thread.Start());
 
-        start.Set();
-        await Task.Run(() => threads.ForEach(thread => thread.Join()));
+            start.Set();
+            await Task.Run(() => threads.ForEach(thread => thread.Join()));
 
-        read.Distinct().ShouldHaveSingleItem().ShouldStartWith("secret-");
-        Directory.GetFiles(_data.Path).Select(Path.GetFileName).ShouldBe(["key"]);
-        if (!OperatingSystem.IsWindows()) File.GetUnixFileMode(_data.PathOf("key")).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            read.Distinct().ShouldHaveSingleItem().ShouldStartWith("secret-");
+            File.ReadAllText(_data.PathOf(name)).ShouldBe(read[0], $"round {round}: the file was replaced after it was read");
+            if (!OperatingSystem.IsWindows()) File.GetUnixFileMode(_data.PathOf(name)).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        Directory.GetFiles(_data.Path).Select(Path.GetFileName).ShouldAllBe(file => file!.StartsWith("key-") || file == ".secrets.lock");
     }
 
     [Fact]
