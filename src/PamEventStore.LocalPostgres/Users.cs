@@ -13,9 +13,9 @@ internal static class Users
     public static string Join(string directory)
     {
         Directory.CreateDirectory(directory);
-        var self = Process.GetCurrentProcess();
+        using var self = Process.GetCurrentProcess();
         var file = Path.Combine(directory, $"{self.Id}-{Guid.NewGuid():N}");
-        File.WriteAllText(file, StartTicks(self).ToString(CultureInfo.InvariantCulture));
+        File.WriteAllText(file, Started(self).ToString(CultureInfo.InvariantCulture));
         return file;
     }
 
@@ -42,7 +42,7 @@ internal static class Users
         try
         {
             using var process = Process.GetProcessById(pid);
-            return !process.HasExited && Math.Abs(StartTicks(process) - started) < TimeSpan.TicksPerSecond;
+            return !process.HasExited && Started(process) == started;
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
         {
@@ -50,5 +50,22 @@ internal static class Users
         }
     }
 
-    private static long StartTicks(Process process) => process.StartTime.ToUniversalTime().Ticks;
+    /// <summary>
+    /// When the process started, in clock ticks since boot (<c>/proc/PID/stat</c>, field 22): exact, and
+    /// unmoved by the wall clock being set. Elsewhere, its start time by the wall clock, to the second.
+    /// </summary>
+    private static long Started(Process process)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{process.Id}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length > 19 && long.TryParse(fields[19], CultureInfo.InvariantCulture, out var ticks)) return ticks;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        return process.StartTime.ToUniversalTime().Ticks / TimeSpan.TicksPerSecond;
+    }
 }

@@ -143,6 +143,24 @@ public class PersistentClusterTests(ITestOutputHelper output)
         Directory.GetFiles(Path.Combine(scratch.Path, "users")).ShouldBeEmpty();
     }
 
+    [Fact]
+    public async Task an_entry_whose_pid_now_names_another_process_is_passed_over()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        // Never disposed: its entry is made to name this process with another start time, as a killed
+        // run's does once its PID has been given to a new process.
+        _ = await PostgresCluster.StartAsync(options);
+        var entry = Directory.GetFiles(Path.Combine(scratch.Path, "users")).ShouldHaveSingleItem();
+        Path.GetFileName(entry).ShouldStartWith($"{Environment.ProcessId}-");
+        await File.WriteAllTextAsync(entry, "1");
+
+        var reuser = await PostgresCluster.StartAsync(options);
+        await reuser.DisposeAsync();
+
+        File.Exists(scratch.PostmasterPid).ShouldBeFalse();
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(20)]
