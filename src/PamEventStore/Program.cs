@@ -90,7 +90,6 @@ builder.Services.AddWolverineHttp();
 // must stop it too.
 await using var app = builder.Build();
 
-
 app.UsePamErrorResponses();
 app.UseAuthentication();
 app.UseAuthorization();

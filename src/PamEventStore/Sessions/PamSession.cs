@@ -21,7 +21,6 @@ public sealed record OffsetSegment(int EventCountEnd, byte[] Fingerprint);
 /// <summary>The batches at the newest accepted start offset: what the next upload is checked against.</summary>
 public sealed record TailOffset(long StartOffset, long? EndOffset, IReadOnlyList<OffsetSegment> Segments);
 
-/// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
 /// <summary>A refusal that was recorded: what was sent, and where.</summary>
 public sealed record RecordedRefusal(long StartOffset, byte[] Fingerprint)
 {
@@ -29,6 +28,7 @@ public sealed record RecordedRefusal(long StartOffset, byte[] Fingerprint)
     public bool IsRepeatedBy(long startOffset, byte[] fingerprint) => startOffset == StartOffset && fingerprint.AsSpan().SequenceEqual(Fingerprint);
 }
 
+/// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
 public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
 
 /// <summary>
