@@ -163,8 +163,7 @@ public sealed class UploadCommits : IAsyncDisposable
                 return new UploadOutcome.Stored(accept.Batch.Sequence);
 
             case RejectBatch reject:
-                if (reject.Conflict is not null) stream.AppendOne(reject.Conflict);
-                if (reject.Late is not null) stream.AppendOne(reject.Late);
+                foreach (var recorded in reject.Events()) stream.AppendOne(recorded);
                 return new UploadOutcome.Refused(reject.Reason);
 
             default:

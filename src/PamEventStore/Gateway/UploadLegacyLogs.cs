@@ -60,7 +60,7 @@ public static class UploadLegacyLogsEndpoint
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));
 
             case RejectBatch reject:
-                var recorded = new object?[] { reject.Conflict, reject.Late }.OfType<object>().ToArray();
+                var recorded = reject.Events().ToArray();
                 if (recorded.Length > 0)
                 {
                     stream.AppendMany(recorded);

@@ -47,7 +47,15 @@ public enum Rejection
 }
 
 /// <summary>Refuse the upload; <see cref="Conflict"/> or <see cref="Late"/>, when present, is recorded nonetheless.</summary>
-public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict, LateBatchRefused? Late = null) : UploadDecision;
+public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict, LateBatchRefused? Late = null) : UploadDecision
+{
+    /// <summary>What the refusal records in the session's stream: nothing, or the conflict or late upload.</summary>
+    public IEnumerable<object> Events()
+    {
+        if (Conflict is not null) yield return Conflict;
+        if (Late is not null) yield return Late;
+    }
+}
 
 /// <summary>
 /// How a session decides an uploaded batch. Gateways deliver at least once (the offset only advances
