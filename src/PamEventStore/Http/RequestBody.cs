@@ -1,7 +1,5 @@
 using System.Buffers;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 
 namespace PamEventStore.Http;
 
@@ -28,14 +26,7 @@ public static class RequestBody
     /// </summary>
     public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadPacedAsync(HttpRequest request, int limit, int bytesPerSecond, TimeSpan grace, CancellationToken ct)
     {
-        // Kestrel paces HTTP/2 and HTTP/3 bodies only server-wide (setting it here would throw), and the
-        // in-memory test server not at all.
-        if ((HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol))
-            && request.HttpContext.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } pace)
-        {
-            pace.MinDataRate = new MinDataRate(bytesPerSecond, grace);
-        }
-
+        KestrelPace.OfBody(request, bytesPerSecond, grace);
         var deadline = grace + TimeSpan.FromSeconds((double)Math.Min(request.ContentLength ?? limit, limit) / bytesPerSecond);
         using var paced = CancellationTokenSource.CreateLinkedTokenSource(ct);
         paced.CancelAfter(deadline);

@@ -101,7 +101,7 @@ public static class GetSessionLogsEndpoint
         // its client has taken it, so a node serves a few at a time instead of every one that arrives.
         if (await turns.TakeAsync(ct) is not { } turn) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
         request.HttpContext.Response.RegisterForDispose(turn);
-        ResponsePace.Require(request.HttpContext, options.Value.MinBytesPerSecond, options.Value.Grace);
+        KestrelPace.OfResponse(request.HttpContext, options.Value.MinBytesPerSecond, options.Value.Grace);
 
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
