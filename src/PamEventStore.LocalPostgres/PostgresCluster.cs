@@ -118,26 +118,21 @@ public sealed class PostgresCluster : IAsyncDisposable
         return _stopping.WaitAsync(ct);
     }
 
-    /// <summary>Stops the server if this handle started it (or it is throwaway), then deletes a throwaway directory. Never throws.</summary>
+    /// <summary>Stops a throwaway cluster's server and deletes its directory; leaves a kept one, stopping its server when no other process uses it. Never throws.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_disposed) return;
         _disposed = true;
         AppDomain.CurrentDomain.ProcessExit -= StopOnExit;
-        var stopped = true;
-        if (_userFile is not null)
+        // A kept cluster has an entry among its users; a throwaway one is this handle's alone.
+        if (!_throwaway)
         {
             await LeaveAsync();
+            return;
         }
-        else if (_throwaway || StartedByUs)
-        {
-            stopped = await TryStopWithinAsync();
-        }
-        if (_throwaway)
-        {
-            if (stopped) TryDelete(Paths.Root, _log);
-            else _log($"Left {Paths.Root} in place because its server may still be running");
-        }
+
+        if (await TryStopWithinAsync()) TryDelete(Paths.Root, _log);
+        else _log($"Left {Paths.Root} in place because its server may still be running");
     }
 
     /// <summary>
