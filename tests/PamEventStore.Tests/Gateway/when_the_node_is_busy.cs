@@ -351,34 +351,6 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     }
 
     /// <summary>Every legacy turn of the node, as if that many legacy uploads were being stored; fails if one is not free.</summary>
-    private async Task<HeldTurns> TakeEveryLegacyTurnAsync()
-    {
-        var turns = new HeldTurns();
-        try
-        {
-            for (var i = 0; i < Admission.LegacyTurns; i++) turns.Add((await Admission.WaitForLegacyTurnAsync(CancellationToken.None)).ShouldNotBeNull());
-            return turns;
-        }
-        catch
-        {
-            turns.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>Legacy turns a test holds; disposing gives back every one still held, so a failed assertion leaves none taken.</summary>
-    private sealed class HeldTurns : IDisposable
-    {
-        private readonly List<IDisposable> _turns = [];
-
-        public void Add(IDisposable turn) => _turns.Add(turn);
-
-        /// <summary>One turn given back, for an upload waiting for one.</summary>
-        public void GiveBackOne() => _turns[0].Dispose();
-
-        public void Dispose()
-        {
-            foreach (var turn in _turns) turn.Dispose();
-        }
-    }
+    private Task<HeldTurns> TakeEveryLegacyTurnAsync() =>
+        HeldTurns.TakeAllAsync(Admission.LegacyTurns, () => Admission.WaitForLegacyTurnAsync(CancellationToken.None));
 }

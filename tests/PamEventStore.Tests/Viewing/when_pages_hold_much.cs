@@ -18,6 +18,9 @@ public sealed class when_pages_hold_much(PamStoreHost store)
 
     private PageTurns Turns => store.Host.Services.GetRequiredService<PageTurns>();
 
+    /// <summary>Every page turn of the node, as if that many pages were being served; fails if one is not free.</summary>
+    private Task<HeldTurns> TakeEveryPageTurnAsync() => HeldTurns.TakeAllAsync(Turns.AtOnce, () => Turns.TakeAsync(CancellationToken.None));
+
     /// <summary>One event of about 59 KB: four fit in a page of 256 KiB, five do not.</summary>
     private static string Large(int second) => Batch(Terminal(second, new string((char)('a' + second % 26), 44_000)));
 
@@ -115,15 +118,9 @@ public sealed class when_pages_hold_much(PamStoreHost store)
         (await _org.UploadAsync(session, 0, Lines(0, 2))).Status.ShouldBe(HttpStatusCode.OK);
 
         Reply busy;
-        var turns = new List<IDisposable>();
-        try
+        using (await TakeEveryPageTurnAsync())
         {
-            for (var i = 0; i < Turns.AtOnce; i++) turns.Add((await Turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull());
             busy = (await _org.LogsAsync(session)).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
-        }
-        finally
-        {
-            foreach (var turn in turns) turn.Dispose();
         }
 
         busy.Response.Headers.RetryAfter.ShouldNotBeNull().Delta.ShouldBe(TimeSpan.FromSeconds(1));
@@ -137,12 +134,13 @@ public sealed class when_pages_hold_much(PamStoreHost store)
         var session = await _org.CreateSessionAsync();
         (await _org.UploadAsync(session, 0, Lines(0, 2))).Status.ShouldBe(HttpStatusCode.OK);
 
-        var turns = new List<IDisposable>();
-        for (var i = 0; i < Turns.AtOnce; i++) turns.Add((await Turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull());
-        var waiting = _org.LogsAsync(session);
-        await Task.Delay(PamStoreHost.PagesWait / 4);
-        waiting.IsCompleted.ShouldBeFalse();
-        foreach (var turn in turns) turn.Dispose();
+        Task<Reply> waiting;
+        using (await TakeEveryPageTurnAsync())
+        {
+            waiting = _org.LogsAsync(session);
+            await Task.Delay(PamStoreHost.PagesWait / 4);
+            waiting.IsCompleted.ShouldBeFalse();
+        }
 
         (await waiting).Body.GetProperty("batchCount").GetInt32().ShouldBe(1);
     }
@@ -159,8 +157,6 @@ public sealed class when_pages_hold_much(PamStoreHost store)
             (await _org.LogsAsync(session, "offset=1000")).Status.ShouldBe(HttpStatusCode.OK);
         }
 
-        var all = new List<IDisposable>();
-        for (var i = 0; i < Turns.AtOnce; i++) all.Add((await Turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull());
-        foreach (var turn in all) turn.Dispose();
+        (await TakeEveryPageTurnAsync()).Dispose();
     }
 }
