@@ -31,7 +31,7 @@ public sealed class OrgKeyRing : ITenanted
 public sealed record DataKey(string Id, byte[] Key);
 
 /// <summary>What sealing an org's recordings needs: its active data key and its fingerprint key.</summary>
-public sealed record OrgSealing(string OrgId, DataKey Active, ContentFingerprint Fingerprint);
+public sealed record OrgSealing(string OrgId, DataKey Active, ContentFingerprint Fingerprint, SessionChain Chain);
 
 /// <summary>
 /// Per-org data keys: created on an org's first recording, cached unwrapped in memory, rotated and
@@ -87,8 +87,13 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
     }
 
     /// <returns>The org's fingerprint key, or null when it has never recorded anything.</returns>
-    public async ValueTask<ContentFingerprint?> FingerprintAsync(string orgId, CancellationToken ct) =>
-        _rings.TryGetValue(orgId, out var ring) ? ring.Sealing.Fingerprint : (await LoadAsync(orgId, createIfMissing: false, ct))?.Sealing.Fingerprint;
+    public async ValueTask<ContentFingerprint?> FingerprintAsync(string orgId, CancellationToken ct) => (await ReadingAsync(orgId, ct))?.Fingerprint;
+
+    /// <returns>The org's session chain key, or null when the org has no keys.</returns>
+    public async ValueTask<SessionChain?> ChainAsync(string orgId, CancellationToken ct) => (await ReadingAsync(orgId, ct))?.Chain;
+
+    private async ValueTask<OrgSealing?> ReadingAsync(string orgId, CancellationToken ct) =>
+        _rings.TryGetValue(orgId, out var ring) ? ring.Sealing : (await LoadAsync(orgId, createIfMissing: false, ct))?.Sealing;
 
     /// <summary>Adds a new data key for the org and makes it the one new recordings are sealed with.</summary>
     public async Task<string> RotateAsync(string orgId, CancellationToken ct)
@@ -196,7 +201,8 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
             }
         }
 
-        var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, keys[ring.ActiveKeyId]), new ContentFingerprint(Unwrap(orgId, ring.FingerprintKey!)));
+        var fingerprintKey = Unwrap(orgId, ring.FingerprintKey!);
+        var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, keys[ring.ActiveKeyId]), new ContentFingerprint(fingerprintKey), new SessionChain(fingerprintKey));
         var unwrapped = new UnwrappedRing(sealing, keys, unopenable, clock.GetUtcNow());
         _rings[orgId] = unwrapped;
         return unwrapped;

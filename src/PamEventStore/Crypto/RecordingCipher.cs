@@ -42,6 +42,9 @@ public sealed class RecordingCipher(OrgDataKeys keys)
     /// <returns>The org's fingerprint key, or null when the org has never recorded.</returns>
     public ValueTask<ContentFingerprint?> FingerprintAsync(string orgId, CancellationToken ct) => keys.FingerprintAsync(orgId, ct);
 
+    /// <returns>The org's session chain key, or null when the org has no keys.</returns>
+    public ValueTask<SessionChain?> ChainAsync(string orgId, CancellationToken ct) => keys.ChainAsync(orgId, ct);
+
     public static SealedRecording Seal(OrgSealing sealing, RecordingPlace place, ReadOnlySpan<byte> plaintext)
     {
         if (sealing.OrgId != place.OrgId) throw new ArgumentException($"Keys of org '{sealing.OrgId}' cannot seal for org '{place.OrgId}'.", nameof(place));

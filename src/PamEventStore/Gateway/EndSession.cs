@@ -1,5 +1,6 @@
 using Marten;
 using Microsoft.AspNetCore.Authorization;
+using PamEventStore.Crypto;
 using PamEventStore.Http;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
@@ -18,10 +19,11 @@ public static class EndSessionEndpoint
 
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/end")]
     [Authorize(Policy = PamPolicies.GatewayOrCreate)]
-    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, TimeProvider clock, CancellationToken ct)
+    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, TimeProvider clock, CancellationToken ct)
     {
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
 
+        var sealing = await cipher.SealingAsync(caller.OrgId, ct);
         var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
         if (stream.Aggregate is not { } session || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();
 
@@ -29,9 +31,9 @@ public static class EndSessionEndpoint
         if (caller.IsGateway && !caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
         if (session.Status == SessionStatus.Ended) return Results.Ok(SessionView.Envelope(session));
 
-        var ended = new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason);
-        stream.AppendOne(ended);
+        stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, [new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason)]);
+        var ended = session.Apply((SessionEnded)stream.Events[^1].Data) with { Version = (stream.StartingVersion ?? 0) + stream.Events.Count };
         await db.SaveChangesAsync(ct);
-        return Results.Ok(SessionView.Envelope(session.Apply(ended)));
+        return Results.Ok(SessionView.Envelope(ended));
     }
 }

@@ -159,11 +159,11 @@ public sealed class UploadCommits : IAsyncDisposable
             case AcceptBatch accept:
                 var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
                 var sealedContent = RecordingCipher.Seal(upload.Sealing, place, accept.Content.Canonical.Span);
-                stream.AppendMany(accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }).ToArray());
+                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }));
                 return new UploadOutcome.Stored(accept.Batch.Sequence);
 
             case RejectBatch reject:
-                foreach (var recorded in reject.Events()) stream.AppendOne(recorded);
+                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, reject.Events());
                 return new UploadOutcome.Refused(reject.Reason);
 
             default:

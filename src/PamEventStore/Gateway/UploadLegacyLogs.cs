@@ -55,17 +55,13 @@ public static class UploadLegacyLogsEndpoint
         {
             case AcceptLegacyLogs accept:
                 var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical.Span);
-                stream.AppendMany(accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }).ToArray());
+                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }));
                 await db.SaveChangesAsync(ct);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));
 
             case RejectBatch reject:
-                var recorded = reject.Events().ToArray();
-                if (recorded.Length > 0)
-                {
-                    stream.AppendMany(recorded);
-                    await db.SaveChangesAsync(ct);
-                }
+                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, reject.Events());
+                if (stream.Events.Count > 0) await db.SaveChangesAsync(ct);
 
                 return reject.Reason == Rejection.SessionClosed
                     ? Problems.Rejected(reject.Reason, sessionId, null).ToResult()

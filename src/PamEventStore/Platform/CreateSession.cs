@@ -3,6 +3,7 @@ using Marten;
 using Marten.Exceptions;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
+using PamEventStore.Crypto;
 using PamEventStore.Http;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
@@ -57,7 +58,7 @@ public static partial class CreateSessionEndpoint
     /// </summary>
     [WolverinePost("/api/v1/pam/sessions")]
     [Authorize(Policy = PamPolicies.Create)]
-    public static async Task<IResult> Post(CreateSession command, IDocumentSession db, Caller caller, TimeProvider clock, CancellationToken ct)
+    public static async Task<IResult> Post(CreateSession command, IDocumentSession db, Caller caller, RecordingCipher cipher, TimeProvider clock, CancellationToken ct)
     {
         var sessionId = command.Id ?? Guid.CreateVersion7();
         var started = new SessionStarted(
@@ -74,6 +75,7 @@ public static partial class CreateSessionEndpoint
 
         if (await db.LoadAsync<PamSession>(sessionId, ct) is { } existing) return Existing(existing, started);
 
+        started = started.Linked((await cipher.SealingAsync(caller.OrgId, ct)).Chain, caller.OrgId);
         db.Events.StartStream<PamSession>(sessionId, started);
         try
         {
@@ -86,7 +88,7 @@ public static partial class CreateSessionEndpoint
             return Existing((await reread.LoadAsync<PamSession>(sessionId, ct))!, started);
         }
 
-        return Results.Created($"/api/v1/pam/sessions/{sessionId}", SessionView.Envelope(PamSession.Create(started)));
+        return Results.Created($"/api/v1/pam/sessions/{sessionId}", SessionView.Envelope(PamSession.Create(started) with { Version = 1 }));
     }
 
     private static IResult Existing(PamSession existing, SessionStarted requested) =>

@@ -20,7 +20,7 @@ public sealed record DuplicateBatch : UploadDecision;
 /// </summary>
 public sealed record AcceptBatch(SessionActivated? Activation, GapDetected? Gap, BatchUploaded Batch, RecordingBatch Content) : UploadDecision
 {
-    public IEnumerable<object> Events(BatchUploaded sealedBatch)
+    public IEnumerable<SessionEvent> Events(BatchUploaded sealedBatch)
     {
         if (Activation is not null) yield return Activation;
         if (Gap is not null) yield return Gap;
@@ -50,7 +50,7 @@ public enum Rejection
 public sealed record RejectBatch(Rejection Reason, BatchConflictRejected? Conflict, LateBatchRefused? Late = null) : UploadDecision
 {
     /// <summary>What the refusal records in the session's stream: nothing, or the conflict or late upload.</summary>
-    public IEnumerable<object> Events()
+    public IEnumerable<SessionEvent> Events()
     {
         if (Conflict is not null) yield return Conflict;
         if (Late is not null) yield return Late;

@@ -6,7 +6,7 @@ namespace PamEventStore.Sessions;
 /// <summary>Store <see cref="Logs"/> (ciphertext still to be sealed) after the events before it.</summary>
 public sealed record AcceptLegacyLogs(SessionActivated? Activation, LegacyLogsUploaded Logs) : UploadDecision
 {
-    public IEnumerable<object> Events(LegacyLogsUploaded sealedLogs)
+    public IEnumerable<SessionEvent> Events(LegacyLogsUploaded sealedLogs)
     {
         if (Activation is not null) yield return Activation;
         yield return sealedLogs;

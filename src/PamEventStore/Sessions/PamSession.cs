@@ -82,6 +82,9 @@ public sealed record PamSession
 
     public LegacyRecording? Legacy { get; init; }
 
+    /// <summary>The link of the stream's last event (<see cref="Crypto.SessionChain"/>): the next event is linked onto it.</summary>
+    public byte[]? ChainHead { get; init; }
+
     /// <summary>Every byte the gateway recorded reached us, as far as its offsets and its late uploads tell.</summary>
     public bool Complete => GapCount == 0 && LateRefusedCount == 0;
 
@@ -98,9 +101,10 @@ public sealed record PamSession
         CreatedAt = e.CreatedAt,
         UpdatedAt = e.CreatedAt,
         Status = SessionStatus.Starting,
+        ChainHead = e.Link,
     };
 
-    public PamSession Apply(SessionActivated e) => this with { Status = SessionStatus.Active, ActivatedAt = e.At, UpdatedAt = e.At };
+    public PamSession Apply(SessionActivated e) => this with { Status = SessionStatus.Active, ActivatedAt = e.At, UpdatedAt = e.At, ChainHead = e.Link };
 
     public PamSession Apply(BatchUploaded e)
     {
@@ -117,6 +121,7 @@ public sealed record PamSession
             LastUploadAt = e.UploadedAt,
             UpdatedAt = e.UploadedAt,
             Tail = tail,
+            ChainHead = e.Link,
         };
     }
 
@@ -126,6 +131,7 @@ public sealed record PamSession
         MissingBytes = MissingBytes + (e.To - e.From),
         Gaps = Gaps.Count < MaxListedGaps ? [.. Gaps, new Gap(e.From, e.To)] : Gaps,
         UpdatedAt = e.At,
+        ChainHead = e.Link,
     };
 
     public PamSession Apply(BatchConflictRejected e) => this with
@@ -133,6 +139,7 @@ public sealed record PamSession
         ConflictCount = ConflictCount + 1,
         LastConflict = new RecordedRefusal(e.StartOffset, e.RejectedFingerprint),
         UpdatedAt = e.At,
+        ChainHead = e.Link,
     };
 
     public PamSession Apply(LateBatchRefused e) => this with
@@ -140,6 +147,7 @@ public sealed record PamSession
         LateRefusedCount = LateRefusedCount + 1,
         LastLateRefused = new RecordedRefusal(e.StartOffset, e.RefusedFingerprint),
         UpdatedAt = e.At,
+        ChainHead = e.Link,
     };
 
     public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
@@ -149,7 +157,8 @@ public sealed record PamSession
         PlaintextBytes = PlaintextBytes + e.Data.PlaintextBytes,
         LastUploadAt = e.Data.UploadedAt,
         UpdatedAt = e.Data.UploadedAt,
+        ChainHead = e.Data.Link,
     };
 
-    public PamSession Apply(SessionEnded e) => this with { Status = SessionStatus.Ended, EndedAt = e.At, EndReason = e.Reason, UpdatedAt = e.At };
+    public PamSession Apply(SessionEnded e) => this with { Status = SessionStatus.Ended, EndedAt = e.At, EndReason = e.Reason, UpdatedAt = e.At, ChainHead = e.Link };
 }

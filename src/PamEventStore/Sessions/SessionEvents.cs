@@ -6,6 +6,33 @@ namespace PamEventStore.Sessions;
 // They are the system's record of what happened and are read back for years: fields are only ever
 // added, never renamed or repurposed. Recorded content appears only as ciphertext.
 
+/// <summary>
+/// An event of a session's stream. <see cref="Link"/> chains it to the event before it
+/// (<see cref="Crypto.SessionChain"/>): set when it is appended, never part of what it links.
+/// </summary>
+public abstract record SessionEvent
+{
+    public byte[]? Link { get; init; }
+}
+
+/// <summary>The stored type names of the session events, in <c>mt_events.type</c> for years: fixed here, not derived from class names.</summary>
+public static class SessionEventNames
+{
+    public static readonly IReadOnlyDictionary<Type, string> All = new Dictionary<Type, string>
+    {
+        [typeof(SessionStarted)] = "session_started",
+        [typeof(SessionActivated)] = "session_activated",
+        [typeof(BatchUploaded)] = "batch_uploaded",
+        [typeof(BatchConflictRejected)] = "batch_conflict_rejected",
+        [typeof(GapDetected)] = "gap_detected",
+        [typeof(LateBatchRefused)] = "late_batch_refused",
+        [typeof(LegacyLogsUploaded)] = "legacy_logs_uploaded",
+        [typeof(SessionEnded)] = "session_ended",
+    };
+
+    public static string Of(SessionEvent e) => All[e.GetType()];
+}
+
 /// <summary>Who did something, as proven by their token; stored with every event a caller causes.</summary>
 public sealed record Actor(string Type, string Subject, string? GatewayId, string? RequestId);
 
@@ -19,10 +46,10 @@ public sealed record SessionStarted(
     string? GatewayId,
     DateTimeOffset? ExpiresAt,
     DateTimeOffset CreatedAt,
-    Actor CreatedBy);
+    Actor CreatedBy) : SessionEvent;
 
 /// <summary>The first recording arrived: the session is live.</summary>
-public sealed record SessionActivated(DateTimeOffset At);
+public sealed record SessionActivated(DateTimeOffset At) : SessionEvent;
 
 /// <summary>
 /// One accepted batch of recorded events. <see cref="Sequence"/> numbers batches 0, 1, 2... in the
@@ -45,7 +72,7 @@ public sealed record BatchUploaded(
     int PlaintextBytes,
     string KeyId,
     Actor UploadedBy,
-    DateTimeOffset UploadedAt) : IEncryptedRecording
+    DateTimeOffset UploadedAt) : SessionEvent, IEncryptedRecording
 {
     /// <summary>
     /// AES-256-GCM ciphertext of the canonical events. It is written raw into the event row's bytea
@@ -68,7 +95,7 @@ public sealed record BatchConflictRejected(
     byte[] RejectedFingerprint,
     int RejectedEventCount,
     Actor RejectedFrom,
-    DateTimeOffset At);
+    DateTimeOffset At) : SessionEvent;
 
 /// <summary>
 /// New recording that arrived after the session's grace window had closed (a final flush that came too
@@ -80,13 +107,13 @@ public sealed record LateBatchRefused(
     byte[] RefusedFingerprint,
     int RefusedEventCount,
     Actor RefusedFrom,
-    DateTimeOffset At);
+    DateTimeOffset At) : SessionEvent;
 
 /// <summary>
 /// Bytes of the gateway's recording that never arrived: the batch at <see cref="To"/> started past
 /// the end (<see cref="From"/>) of the one before it.
 /// </summary>
-public sealed record GapDetected(long From, long To, DateTimeOffset At);
+public sealed record GapDetected(long From, long To, DateTimeOffset At) : SessionEvent;
 
 /// <summary>The whole recording, uploaded once at the end by a gateway that does not send batches.</summary>
 public sealed record LegacyLogsUploaded(
@@ -97,7 +124,7 @@ public sealed record LegacyLogsUploaded(
     int PlaintextBytes,
     string KeyId,
     Actor UploadedBy,
-    DateTimeOffset UploadedAt) : IEncryptedRecording
+    DateTimeOffset UploadedAt) : SessionEvent, IEncryptedRecording
 {
     [JsonIgnore]
     public byte[] Ciphertext { get; init; } = [];
@@ -105,7 +132,7 @@ public sealed record LegacyLogsUploaded(
     public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
 }
 
-public sealed record SessionEnded(DateTimeOffset At, Actor EndedBy, string? Reason);
+public sealed record SessionEnded(DateTimeOffset At, Actor EndedBy, string? Reason) : SessionEvent;
 
 /// <summary>An event that carries recorded content, encrypted.</summary>
 public interface IEncryptedRecording

@@ -13,7 +13,7 @@ namespace PamEventStore.Storage;
 public static class MartenSetup
 {
     /// <summary>The stored type name of <see cref="BatchUploaded"/>, which <see cref="StoredPage"/> reads by.</summary>
-    public const string BatchUploadedType = "batch_uploaded";
+    public static readonly string BatchUploadedType = SessionEventNames.All[typeof(BatchUploaded)];
 
     /// <summary>The event store: one stream per session, every event and document under its org's tenant.</summary>
     public static void ConfigurePamStore(this StoreOptions opts, string connectionString)
@@ -32,15 +32,7 @@ public static class MartenSetup
         // client-side and the cheaper quick append loses nothing the projections need.
         opts.Events.AppendMode = EventAppendMode.Quick;
 
-        // Names stored in mt_events.type for years: fixed here, not derived from class names.
-        opts.Events.MapEventType<SessionStarted>("session_started");
-        opts.Events.MapEventType<SessionActivated>("session_activated");
-        opts.Events.MapEventType<BatchUploaded>(BatchUploadedType);
-        opts.Events.MapEventType<BatchConflictRejected>("batch_conflict_rejected");
-        opts.Events.MapEventType<GapDetected>("gap_detected");
-        opts.Events.MapEventType<LateBatchRefused>("late_batch_refused");
-        opts.Events.MapEventType<LegacyLogsUploaded>("legacy_logs_uploaded");
-        opts.Events.MapEventType<SessionEnded>("session_ended");
+        foreach (var (type, name) in SessionEventNames.All) opts.Events.MapEventType(type, name);
 
         var ciphertextColumn = new EncryptedRecordingSerializer();
         opts.Events.UseBinarySerializer<BatchUploaded>(ciphertextColumn);

@@ -4,7 +4,9 @@ namespace PamEventStore.Viewing;
 
 /// <summary>
 /// A session as the UI shows it: the fields of Infisical's session object plus what this store adds
-/// (counts, completeness, gaps, conflicts). Answered inside <c>{"session": ...}</c> as Infisical does.
+/// (counts, completeness, gaps, conflicts, and the head of its tamper-evident chain: <see cref="ChainHead"/>
+/// is the link of the stream's event number <see cref="ChainLength"/>, the seal once the session has
+/// ended). Answered inside <c>{"session": ...}</c> as Infisical does.
 /// </summary>
 public sealed record SessionView(
     Guid Id,
@@ -31,14 +33,17 @@ public sealed record SessionView(
     IReadOnlyList<Gap> Gaps,
     int ConflictCount,
     int LateRefusedCount,
-    bool HasLegacyLogs)
+    bool HasLegacyLogs,
+    long ChainLength,
+    string? ChainHead)
 {
     public static SessionView From(PamSession s) => new(
         s.Id, s.ProjectId, s.ResourceType, s.ResourceName, s.AccountName, s.UserId, s.GatewayId,
         s.Status.ToString().ToLowerInvariant(),
         s.CreatedAt, s.UpdatedAt, s.ActivatedAt, s.EndedAt, s.ExpiresAt, s.EndReason,
         s.BatchCount, s.EventCount, s.PlaintextBytes, s.LastUploadAt,
-        s.Complete, s.GapCount, s.MissingBytes, s.Gaps, s.ConflictCount, s.LateRefusedCount, s.Legacy is not null);
+        s.Complete, s.GapCount, s.MissingBytes, s.Gaps, s.ConflictCount, s.LateRefusedCount, s.Legacy is not null,
+        s.Version, s.ChainHead is { } head ? Convert.ToBase64String(head) : null);
 
     public static SessionEnvelope Envelope(PamSession session) => new(From(session));
 }

@@ -9,7 +9,7 @@ namespace Internal.Generated.WolverineHandlers
     {
         public override System.Type[] EndpointTypes()
         {
-            return new System.Type[] { typeof(PamEventStore.Gateway.EndSessionEndpoint), typeof(PamEventStore.Gateway.GetUploadStateEndpoint), typeof(PamEventStore.Gateway.UploadBatchEndpoint), typeof(PamEventStore.Gateway.UploadLegacyLogsEndpoint), typeof(PamEventStore.Platform.CreateSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionLogsEndpoint) };
+            return new System.Type[] { typeof(PamEventStore.Gateway.EndSessionEndpoint), typeof(PamEventStore.Gateway.GetUploadStateEndpoint), typeof(PamEventStore.Gateway.UploadBatchEndpoint), typeof(PamEventStore.Gateway.UploadLegacyLogsEndpoint), typeof(PamEventStore.Platform.CreateSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionLogsEndpoint), typeof(PamEventStore.Viewing.VerifySessionEndpoint) };
         }
     }
 
@@ -24,6 +24,7 @@ namespace Internal.Generated.WolverineHandlers
         [global::System.Runtime.CompilerServices.ModuleInitializer]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GeneratedHttpEndpointRegistry))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId))]
+        [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_integrity))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_logs))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_upload_state))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.POST_api_v1_pam_sessions))]
@@ -37,6 +38,7 @@ namespace Internal.Generated.WolverineHandlers
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Platform.CreateSessionEndpoint))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.GetSessionEndpoint))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.GetSessionLogsEndpoint))]
+        [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.VerifySessionEndpoint))]
         public static void Pin()
         {
             // Intentionally empty. The [DynamicDependency] attributes above are the payload: they root the generated types for Native AOT, and [ModuleInitializer] guarantees this method is itself an ILC root.
