@@ -15,7 +15,7 @@ namespace PamEventStore.Crypto;
 /// reorder or insert an event without the links after it failing to verify, and cannot make a valid link
 /// for a stream of their own making. The session's last link is its head; once the session has ended,
 /// the head is its <c>session_ended</c> event's link: the seal, which a reader can keep outside the store
-/// (it is answered by the end and session endpoints and logged) and check a stored session against later.
+/// (the end and session endpoints answer it as chainLength and chainHead) and check a stored session against later.
 /// </summary>
 public sealed class SessionChain(byte[] fingerprintKey)
 {

@@ -139,5 +139,11 @@ public interface IEncryptedRecording
 {
     byte[] Ciphertext { get; }
 
+    /// <summary>The data key it was sealed with.</summary>
+    string KeyId { get; }
+
+    /// <summary>The org's keyed fingerprint of its canonical content, checked after decryption.</summary>
+    byte[] ContentFingerprint { get; }
+
     IEncryptedRecording WithCiphertext(byte[] ciphertext);
 }

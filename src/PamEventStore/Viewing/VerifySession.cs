@@ -77,6 +77,7 @@ public static class VerifySessionEndpoint
         if (expected is not null) anchors.Add(new Anchor(expected.Length, expected.Head, "expected", "given"));
 
         var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), anchors);
+        var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
         for (long after = 0; ;)
@@ -86,7 +87,11 @@ public static class VerifySessionEndpoint
                 .OrderBy(e => e.Version)
                 .Take(Window)
                 .ToListAsync(ct);
-            foreach (var e in events) check.Next(e.Version, e.Data);
+            foreach (var e in events)
+            {
+                check.Next(e.Version, e.Data);
+                if (await OpenAsync(cipher, fingerprint, caller.OrgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok) check.Content(e.Version, status);
+            }
             if (events.Count < Window) break;
             after = events[^1].Version;
         }
@@ -95,6 +100,21 @@ public static class VerifySessionEndpoint
     }
 
     private const int RetryAfterSeconds = 1;
+
+    /// <summary>Opens recorded content as a log page does: a link covers its fingerprint, this checks the content against it.</summary>
+    private static async Task<BatchReadStatus?> OpenAsync(
+        RecordingCipher cipher, ContentFingerprint? fingerprint, string orgId, Guid sessionId, object data, CancellationToken ct)
+    {
+        RecordingPlace? place = data switch
+        {
+            BatchUploaded b => new BatchPlace(orgId, sessionId, b.Sequence, b.StartOffset),
+            LegacyLogsUploaded => new LegacyLogsPlace(orgId, sessionId),
+            _ => null,
+        };
+        if (place is null || data is not IEncryptedRecording recording) return null;
+        if (fingerprint is null || recording.KeyId.Length == 0) return BatchReadStatus.Undecryptable;
+        return (await StoredRecording.OpenAsync(cipher, fingerprint, place, recording.KeyId, recording.Ciphertext, recording.ContentFingerprint, ct)).Status;
+    }
 
     /// <summary>A head kept outside the store: the link the stream must have at <see cref="Length"/>.</summary>
     private sealed record ExpectedHead(long Length, byte[] Head)
@@ -165,6 +185,11 @@ public static class VerifySessionEndpoint
             _head = e?.Link;
             _version = version;
         }
+
+        /// <summary>The recorded content of the event at <paramref name="version"/> did not open, or is not what was accepted.</summary>
+        public void Content(long version, BatchReadStatus status) => Add(version, status == BatchReadStatus.HashMismatch ? "hash-mismatch" : "undecryptable", status == BatchReadStatus.HashMismatch
+            ? "Its recorded content opens but is not the content that was accepted."
+            : "Its recorded content does not open under its key at its place: altered, moved, or its key is gone.");
 
         /// <param name="streamVersion">The version the stream's row holds: events up to it must all be there.</param>
         public IntegrityReport Report(long streamVersion)

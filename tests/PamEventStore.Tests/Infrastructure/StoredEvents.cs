@@ -12,7 +12,7 @@ public static class StoredEvents
 {
     /// <summary>
     /// Appends <paramref name="count"/> one-line batches the way the upload endpoint does (sealed with
-    /// the org's key, under the stream lock), hundreds per commit: a 10,000-batch session in seconds.
+    /// the org's key, linked, under the stream lock), hundreds per commit: a 10,000-batch session in seconds.
     /// Batch i starts at offset i * 100 and holds "line i".
     /// </summary>
     public static async Task SeedBatchesAsync(PamStoreHost store, Org org, Guid sessionId, int count, int perCommit = 500)
@@ -29,8 +29,8 @@ public static class StoredEvents
                 RecordingParser.TryParseBatch(System.Text.Encoding.UTF8.GetBytes(Recordings.Lines((int)sequence, 1)), out var content, out _).ShouldBeTrue();
                 var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), content!.Canonical.Span);
                 var fingerprint = sealing.Fingerprint.Of(content.Sha256());
-                stream.AppendOne(new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
-                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext });
+                stream.AppendLinked(sealing.Chain, org.Id, sessionId, [new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
+                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext }]);
             }
 
             await session.SaveChangesAsync();

@@ -1,0 +1,286 @@
+using System.Net;
+using System.Text.Json;
+using Marten;
+using Microsoft.Extensions.DependencyInjection;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Tests.Infrastructure;
+using static PamEventStore.Tests.Infrastructure.Recordings;
+
+namespace PamEventStore.Tests.Viewing;
+
+/// <summary>
+/// The tamper-evident chain: every event the service appends is linked to the one before it under the
+/// org's key, and the integrity endpoint tells a stream as recorded from one changed in the database.
+/// </summary>
+[Collection(PamStoreCollection.Name)]
+public sealed class when_verifying_a_session(PamStoreHost store)
+{
+    private readonly Org _org = store.NewOrg();
+
+    private Task<Reply> Integrity(Guid session, string query = "", string? token = null) =>
+        _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/integrity{(query.Length > 0 ? "?" + query : "")}", token ?? _org.UserToken());
+
+    private static JsonElement Report(Reply reply)
+    {
+        reply.Status.ShouldBe(HttpStatusCode.OK, reply.Body.ToString());
+        return reply.Body.GetProperty("integrity");
+    }
+
+    private static (long Version, string Kind)[] ProblemsOf(JsonElement report) =>
+        report.GetProperty("problems").EnumerateArray().Select(p => (p.GetProperty("version").GetInt64(), p.GetProperty("kind").GetString()!)).ToArray();
+
+    /// <summary>Started, activated, a batch, a gap, a batch after it, a refused conflict, ended: seven events.</summary>
+    private async Task<(Guid Session, JsonElement Ended)> RecordedAndEnded()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2), endOffset: 100)).ShouldBeAccepted(0);
+        (await _org.UploadAsync(session, 200, Lines(2, 2), endOffset: 300)).ShouldBeAccepted(1);
+        (await _org.UploadAsync(session, 0, Lines(7, 2), endOffset: 100)).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        var ended = await _org.EndAsync(session);
+        ended.Status.ShouldBe(HttpStatusCode.OK);
+        return (session, ended.Body.GetProperty("session"));
+    }
+
+    private async Task<long> VersionOf(Guid session, string type) =>
+        await StoredEvents.ScalarAsync<long>(store, "select version from pam.mt_events where tenant_id = @org and stream_id = @session and type = @type",
+            ("org", _org.Id), ("session", session), ("type", type));
+
+    [Fact]
+    public async Task a_recorded_session_verifies_intact_and_sealed_by_its_end()
+    {
+        var (session, ended) = await RecordedAndEnded();
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+        report.GetProperty("sealed").GetBoolean().ShouldBeTrue();
+        report.GetProperty("problems").GetArrayLength().ShouldBe(0);
+        report.GetProperty("chainLength").GetInt64().ShouldBe(7);
+        ended.GetProperty("chainLength").GetInt64().ShouldBe(7);
+        report.GetProperty("chainHead").GetString().ShouldBe(ended.GetProperty("chainHead").GetString());
+        (await _org.SessionAsync(session)).GetProperty("chainHead").GetString().ShouldBe(ended.GetProperty("chainHead").GetString());
+    }
+
+    [Fact]
+    public async Task a_live_session_verifies_intact_but_not_sealed_and_its_head_moves_with_each_batch()
+    {
+        var session = await _org.CreateSessionAsync();
+        var created = await _org.SessionAsync(session);
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeAccepted(0);
+        var live = await _org.SessionAsync(session);
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+        report.GetProperty("sealed").GetBoolean().ShouldBeFalse();
+        created.GetProperty("chainLength").GetInt64().ShouldBe(1);
+        live.GetProperty("chainLength").GetInt64().ShouldBe(3);
+        live.GetProperty("chainHead").GetString().ShouldNotBe(created.GetProperty("chainHead").GetString());
+        report.GetProperty("chainHead").GetString().ShouldBe(live.GetProperty("chainHead").GetString());
+        Report(await Integrity(session, $"length=1&head={Uri.EscapeDataString(created.GetProperty("chainHead").GetString()!)}")).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task an_event_changed_in_the_database_is_reported_at_its_version_and_the_rest_still_verify()
+    {
+        var (session, _) = await RecordedAndEnded();
+        var gap = await VersionOf(session, "gap_detected");
+
+        // Someone with database access narrows the gap, so the recording looks less incomplete.
+        await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_events set data = jsonb_set(data, '{to}', '150') where tenant_id = @org and stream_id = @session and type = 'gap_detected'",
+            ("org", _org.Id), ("session", session));
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        report.GetProperty("sealed").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldBe([(gap, "altered")]);
+    }
+
+    [Fact]
+    public async Task an_event_removed_from_the_middle_is_reported_missing()
+    {
+        var (session, _) = await RecordedAndEnded();
+        var conflict = await VersionOf(session, "batch_conflict_rejected");
+
+        await StoredEvents.ExecuteAsync(store,
+            "delete from pam.mt_events where tenant_id = @org and stream_id = @session and type = 'batch_conflict_rejected'",
+            ("org", _org.Id), ("session", session));
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldContain((conflict, "missing"));
+        // The event after it was linked to the one removed: it does not verify after what is there now.
+        ProblemsOf(report).ShouldContain((conflict + 1, "altered"));
+    }
+
+    [Fact]
+    public async Task an_event_copied_from_another_session_with_its_link_does_not_verify()
+    {
+        var (session, _) = await RecordedAndEnded();
+        var (other, _) = await RecordedAndEnded();
+        var gap = await VersionOf(session, "gap_detected");
+
+        // Same place in both streams, another session's event and link: links bind the session.
+        await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_events set data = (select data from pam.mt_events where tenant_id = @org and stream_id = @other and version = @version) " +
+            "where tenant_id = @org and stream_id = @session and version = @version",
+            ("org", _org.Id), ("session", session), ("other", other), ("version", gap));
+
+        ProblemsOf(Report(await Integrity(session))).ShouldContain((gap, "altered"));
+    }
+
+    [Fact]
+    public async Task cutting_the_end_and_editing_the_snapshot_to_match_is_caught_by_the_head_kept_at_the_end()
+    {
+        var (session, ended) = await RecordedAndEnded();
+        var (length, head) = (ended.GetProperty("chainLength").GetInt64(), ended.GetProperty("chainHead").GetString()!);
+
+        // Someone with database access removes the refused conflict and the end, and makes the
+        // stream's row and the snapshot agree with what is left, as if the session were still live.
+        var kept = length - 2;
+        string keptLink;
+        await using (var query = store.Host.Services.GetRequiredService<IDocumentStore>().QuerySession(_org.Id))
+        {
+            keptLink = Convert.ToBase64String(((SessionEvent)(await query.Events.FetchStreamAsync(session, version: kept, fromVersion: kept)).Single().Data).Link!);
+        }
+
+        await StoredEvents.ExecuteAsync(store,
+            "delete from pam.mt_events where tenant_id = @org and stream_id = @session and version > @kept;" +
+            "update pam.mt_streams set version = @kept where tenant_id = @org and id = @session;" +
+            "update pam.mt_doc_pamsession set data = data || jsonb_build_object('version', @kept, 'status', 'Active', 'endedAt', null, 'conflictCount', 0, " +
+            "'lastConflict', null, 'chainHead', @link) where tenant_id = @org and id = @session",
+            ("org", _org.Id), ("session", session), ("kept", kept), ("link", keptLink));
+
+        // What the store holds alone cannot tell: every link left verifies.
+        var alone = Report(await Integrity(session));
+        alone.GetProperty("intact").GetBoolean().ShouldBeTrue(alone.ToString());
+        alone.GetProperty("sealed").GetBoolean().ShouldBeFalse();
+        alone.GetProperty("chainLength").GetInt64().ShouldBe(length - 2);
+
+        // The seal kept outside the store can.
+        var withSeal = Report(await Integrity(session, $"length={length}&head={Uri.EscapeDataString(head)}"));
+        withSeal.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(withSeal).ShouldBe([(length, "expected")]);
+    }
+
+    [Fact]
+    public async Task a_head_that_is_not_the_stored_link_at_its_length_is_reported()
+    {
+        var (session, ended) = await RecordedAndEnded();
+        var forged = Convert.ToBase64String(new byte[32]);
+
+        var report = Report(await Integrity(session, $"length={ended.GetProperty("chainLength").GetInt64()}&head={Uri.EscapeDataString(forged)}"));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldBe([(7, "expected")]);
+    }
+
+    [Fact]
+    public async Task what_is_chained_after_the_seal_keeps_the_seal_verifiable()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2), endOffset: 100)).ShouldBeAccepted(0);
+        var ended = (await _org.EndAsync(session)).Body.GetProperty("session");
+
+        // A final flush within the grace window is stored after the end, and linked after it.
+        (await _org.UploadAsync(session, 100, Lines(2, 2), endOffset: 200)).ShouldBeAccepted(1);
+
+        var report = Report(await Integrity(session, $"length={ended.GetProperty("chainLength").GetInt64()}&head={Uri.EscapeDataString(ended.GetProperty("chainHead").GetString()!)}"));
+        report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+        report.GetProperty("sealed").GetBoolean().ShouldBeTrue();
+        report.GetProperty("chainLength").GetInt64().ShouldBe(ended.GetProperty("chainLength").GetInt64() + 1);
+    }
+
+    [Fact]
+    public async Task a_legacy_recording_is_linked_like_a_batch()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadLegacyAsync(session, Lines(0, 3))).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.EndAsync(session)).Status.ShouldBe(HttpStatusCode.OK);
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+        report.GetProperty("sealed").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task an_event_appended_outside_the_service_is_reported_unlinked()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeAccepted(0);
+        await using (var db = store.Host.Services.GetRequiredService<IDocumentStore>().LightweightSession(_org.Id))
+        {
+            db.Events.Append(session, new GapDetected(100, 5000, DateTimeOffset.UtcNow));
+            await db.SaveChangesAsync();
+        }
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldContain((4, "unlinked"));
+    }
+
+    private async Task<Guid> ThreeBatches()
+    {
+        var session = await _org.CreateSessionAsync();
+        for (var i = 0; i < 3; i++) (await _org.UploadAsync(session, i * 100, Lines(i, 1))).ShouldBeAccepted(i);
+        return session;
+    }
+
+    [Fact]
+    public async Task a_batch_whose_stored_fields_were_changed_is_reported_altered()
+    {
+        var session = await ThreeBatches();
+
+        // The header of batch 1 (version 4) is edited in place, its length unchanged: the content still opens.
+        (await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_events set bdata = decode(replace(encode(bdata, 'hex'), encode('\"eventCount\":1'::bytea, 'hex'), encode('\"eventCount\":9'::bytea, 'hex')), 'hex') " +
+            $"where {StoredEvents.BatchRow}", StoredEvents.BatchRowParameters(_org, session, 1))).ShouldBe(1);
+
+        ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "altered")]);
+    }
+
+    [Fact]
+    public async Task a_batch_whose_content_was_changed_is_reported_undecryptable()
+    {
+        var session = await ThreeBatches();
+
+        // The link covers the content's fingerprint; the content itself is checked by opening it.
+        await StoredEvents.ExecuteAsync(store,
+            $"update pam.mt_events set bdata = set_byte(bdata, length(bdata) - 1, get_byte(bdata, length(bdata) - 1) # 1) where {StoredEvents.BatchRow}",
+            StoredEvents.BatchRowParameters(_org, session, 1));
+
+        ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "undecryptable")]);
+    }
+
+    [Theory]
+    [InlineData("length=3")]
+    [InlineData("head=AAAA")]
+    [InlineData("length=0&head=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%3D")]
+    [InlineData("length=3&head=not-base64")]
+    [InlineData("length=3&head=AAAA")]
+    public async Task a_kept_head_that_does_not_read_is_a_bad_request(string query)
+    {
+        var session = await _org.CreateSessionAsync();
+
+        (await Integrity(session, query)).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+    }
+
+    [Fact]
+    public async Task a_session_of_another_org_or_project_is_not_found_and_a_gateway_may_not_verify()
+    {
+        var session = await _org.CreateSessionAsync();
+        var stranger = store.NewOrg();
+
+        (await Integrity(session, token: stranger.UserToken())).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await Integrity(session, token: TestKeys.Token(new TokenClaims(_org.Id, "bob", "user", Scopes: [PamScopes.Read], ProjectIds: ["project-2"]))))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await Integrity(session, token: _org.GatewayToken())).Status.ShouldBe(HttpStatusCode.Forbidden);
+        (await Integrity(session, token: "")).Status.ShouldBe(HttpStatusCode.Unauthorized);
+    }
+}
