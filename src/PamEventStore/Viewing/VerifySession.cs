@@ -128,13 +128,20 @@ public static class VerifySessionEndpoint
             var head = new byte[SessionChain.LinkSize];
             if (!hasLength || !hasHead || rawLength.Count != 1 || rawHead.Count != 1
                 || !long.TryParse(rawLength[0], NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length < 1
-                || !Convert.TryFromBase64String(rawHead[0]!, head, out var written) || written != SessionChain.LinkSize)
+                || !Convert.TryFromBase64String(StandardBase64(rawHead[0]!), head, out var written) || written != SessionChain.LinkSize)
             {
                 return (null, Problems.InvalidRequest(
                     "length and head go together: a positive event count and the base64 link of that event (a session's chainLength and chainHead)."));
             }
 
             return (new ExpectedHead(length, head), null);
+        }
+
+        // A head pasted into a URL unescaped has its '+' read as a space; base64url is taken as well.
+        private static string StandardBase64(string head)
+        {
+            var standard = head.Replace(' ', '+').Replace('-', '+').Replace('_', '/');
+            return standard.Length % 4 == 0 ? standard : standard.PadRight(standard.Length + 4 - standard.Length % 4, '=');
         }
     }
 
