@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
 using PamEventStore.Tests.Infrastructure;
+using PamEventStore.Viewing;
 using static PamEventStore.Tests.Infrastructure.Recordings;
 
 namespace PamEventStore.Tests.Viewing;
@@ -263,6 +264,55 @@ public sealed class when_verifying_a_session(PamStoreHost store)
             StoredEvents.BatchRowParameters(_org, session, 1));
 
         ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "undecryptable")]);
+    }
+
+    [Fact]
+    public async Task a_long_session_is_checked_window_by_window_to_its_last_event()
+    {
+        var session = await _org.CreateSessionAsync();
+        await StoredEvents.SeedBatchesAsync(store, _org, session, 100, perCommit: 40);
+        await StoredEvents.ExecuteAsync(store, $"update pam.mt_events set bdata = set_byte(bdata, length(bdata) - 1, get_byte(bdata, length(bdata) - 1) # 1) where {StoredEvents.BatchRow}",
+            StoredEvents.BatchRowParameters(_org, session, 70));
+
+        var report = Report(await Integrity(session));
+
+        // Started (1), then batches 0..99 at versions 2..101: batch 70 is version 72, past two windows.
+        report.GetProperty("chainLength").GetInt64().ShouldBe(101);
+        ProblemsOf(report).ShouldBe([(72, "undecryptable")]);
+    }
+
+    [Fact]
+    public async Task the_same_session_id_in_another_org_is_another_stream()
+    {
+        var id = Guid.CreateVersion7();
+        var other = store.NewOrg();
+        foreach (var org in new[] { _org, other })
+        {
+            (await org.CreateAsync(new { id, projectId = "project-1", resourceType = "ssh", resourceName = "web-1", accountName = "root", userId = "alice", gatewayId = Org.Gateway }))
+                .Status.ShouldBe(HttpStatusCode.Created);
+            (await org.UploadAsync(id, 0, Lines(0, 2))).ShouldBeAccepted(0);
+        }
+
+        (await other.UploadAsync(id, 100, Lines(2, 2))).ShouldBeAccepted(1);
+
+        var report = Report(await Integrity(id));
+        report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+        report.GetProperty("chainLength").GetInt64().ShouldBe(3);
+        Report(await other.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{id}/integrity", other.UserToken())).GetProperty("chainLength").GetInt64().ShouldBe(4);
+    }
+
+    [Fact]
+    public async Task with_every_page_turn_taken_it_is_answered_busy()
+    {
+        var session = await _org.CreateSessionAsync();
+        var turns = store.Host.Services.GetRequiredService<PageTurns>();
+
+        using (await HeldTurns.TakeAllAsync(turns.AtOnce, () => turns.TakeAsync(CancellationToken.None)))
+        {
+            (await Integrity(session)).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
+        }
+
+        Report(await Integrity(session)).GetProperty("intact").GetBoolean().ShouldBeTrue();
     }
 
     [Theory]
