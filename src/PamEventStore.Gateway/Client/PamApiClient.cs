@@ -80,6 +80,17 @@ public sealed class PamApiClient(HttpClient http)
         return (await EnsureSuccess(response, ct)).GetProperty("session");
     }
 
+    /// <summary>
+    /// <c>GET {sessionId}/integrity</c>: the stored session checked link by link, and against
+    /// <paramref name="kept"/> (a seal kept outside the store) when given.
+    /// </summary>
+    public async Task<JsonElement> GetIntegrityAsync(string token, Guid sessionId, SessionSeal? kept = null, CancellationToken ct = default)
+    {
+        var query = kept is null ? "" : $"?length={kept.Length}&head={Uri.EscapeDataString(kept.Head)}";
+        using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}/integrity{query}", token, null, ct);
+        return (await EnsureSuccess(response, ct)).GetProperty("integrity");
+    }
+
     public async Task<JsonElement> GetSessionAsync(string token, Guid sessionId, CancellationToken ct = default)
     {
         using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}", token, null, ct);
@@ -151,4 +162,16 @@ public sealed class PamApiClient(HttpClient http)
 
     private static string? Property(JsonElement body, string name) =>
         body.ValueKind == JsonValueKind.Object && body.TryGetProperty(name, out var value) ? value.ToString() : null;
+}
+
+/// <summary>
+/// A session's chain head as the end answered it: keep it outside the store, and an integrity check
+/// with it shows whether the stored session was cut or rewritten since.
+/// </summary>
+public sealed record SessionSeal(long Length, string Head)
+{
+    public static SessionSeal? From(JsonElement session) =>
+        session.TryGetProperty("chainHead", out var head) && head.ValueKind == JsonValueKind.String
+            ? new SessionSeal(session.GetProperty("chainLength").GetInt64(), head.GetString()!)
+            : null;
 }

@@ -41,10 +41,11 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     }
 
     /// <summary>The gateway's cleanup: a final flush (or the legacy upload), then end the session.</summary>
-    public async Task EndAsync(string reason, CancellationToken ct)
+    /// <returns>The session's seal, as the end answered it (null from a service without one).</returns>
+    public async Task<SessionSeal?> EndAsync(string reason, CancellationToken ct)
     {
         await FlushAsync(ct);
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
-        await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
+        return SessionSeal.From(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
     }
 }

@@ -35,8 +35,8 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
             if (ToSessionEvent(e, started) is { } recorded) uploader.File.Append(recorded);
         }
 
-        await uploader.EndAsync("cancellation", ct);
-        progress($"session {sessionId}: ended");
+        var seal = await uploader.EndAsync("cancellation", ct);
+        progress($"session {sessionId}: ended" + (seal is null ? "" : $", sealed at event {seal.Length}: {seal.Head}"));
         return sessionId;
     }
 

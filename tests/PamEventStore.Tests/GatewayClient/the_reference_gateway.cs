@@ -51,8 +51,11 @@ public sealed class the_reference_gateway(PamStoreHost store)
             (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
         }
 
-        await uploader.EndAsync("cancellation", CancellationToken.None);
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
 
+        var integrity = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, seal);
+        integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
+        integrity.GetProperty("sealed").GetBoolean().ShouldBeTrue();
         var page = await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100);
         page.GetProperty("logs").EnumerateArray().Select(e => e.GetRawText()).ShouldBe(recorded.Select(Canonical));
         var session = await client.GetSessionAsync(_tokens.Platform(_org), sessionId);
@@ -140,7 +143,11 @@ public sealed class the_reference_gateway(PamStoreHost store)
             ["""{"version": 2, "width": 80, "height": 24}""", .. Enumerable.Range(0, 20).Select(i => $"[{i * 0.01:0.00}, \"o\", \"line {i}\\r\\n\"]")])));
         var client = Client();
 
-        var sessionId = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), _ => { }, CancellationToken.None);
+        var progress = new List<string>();
+        var sessionId = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), progress.Add, CancellationToken.None);
+
+        var seal = SessionSeal.From(await client.GetSessionAsync(_tokens.Platform(_org), sessionId)).ShouldNotBeNull();
+        progress[^1].ShouldBe($"session {sessionId}: ended, sealed at event {seal.Length}: {seal.Head}");
 
         var logs = (await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100)).GetProperty("logs");
         logs.EnumerateArray().Select(e => Encoding.UTF8.GetString(e.GetProperty("data").GetBytesFromBase64())).ShouldBe(Enumerable.Range(0, 20).Select(i => $"line {i}\r\n"));
