@@ -32,7 +32,8 @@ public static class EndSessionEndpoint
         if (session.Status == SessionStatus.Ended) return Results.Ok(SessionView.Envelope(session));
 
         stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, [new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason)]);
-        var ended = session.Apply((SessionEnded)stream.Events[^1].Data) with { Version = (stream.StartingVersion ?? 0) + stream.Events.Count };
+        var version = (stream.StartingVersion ?? 0) + stream.Events.Count;
+        var ended = session.ApplyEnded((SessionEnded)stream.Events[^1].Data, version) with { Version = version };
         await db.SaveChangesAsync(ct);
         return Results.Ok(SessionView.Envelope(ended));
     }

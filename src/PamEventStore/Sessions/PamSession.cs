@@ -28,6 +28,9 @@ public sealed record RecordedRefusal(long StartOffset, byte[] Fingerprint)
     public bool IsRepeatedBy(long startOffset, byte[] fingerprint) => startOffset == StartOffset && fingerprint.AsSpan().SequenceEqual(Fingerprint);
 }
 
+/// <summary>The session's seal: the link of its end event, and that event's version (the chain's length then).</summary>
+public sealed record ChainSeal(long Length, byte[] Head);
+
 /// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
 public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
 
@@ -84,6 +87,9 @@ public sealed record PamSession
 
     /// <summary>The link of the stream's last event (<see cref="Crypto.SessionChain"/>): the next event is linked onto it.</summary>
     public byte[]? ChainHead { get; init; }
+
+    /// <summary>Set by the end: what a reader keeps outside the store to check the session against later.</summary>
+    public ChainSeal? Seal { get; init; }
 
     /// <summary>Every byte the gateway recorded reached us, as far as its offsets and its late uploads tell.</summary>
     public bool Complete => GapCount == 0 && LateRefusedCount == 0;
@@ -150,15 +156,46 @@ public sealed record PamSession
         ChainHead = e.Link,
     };
 
-    public PamSession Apply(IEvent<LegacyLogsUploaded> e) => this with
+    public PamSession Apply(IEvent<LegacyLogsUploaded> e) => ApplyLegacy(e.Data, e.Version);
+
+    private PamSession ApplyLegacy(LegacyLogsUploaded e, long version) => this with
     {
-        Legacy = new LegacyRecording(e.Data.ContentFingerprint, e.Data.EventCount, e.Version, e.Data.UploadedAt),
-        EventCount = EventCount + e.Data.EventCount,
-        PlaintextBytes = PlaintextBytes + e.Data.PlaintextBytes,
-        LastUploadAt = e.Data.UploadedAt,
-        UpdatedAt = e.Data.UploadedAt,
-        ChainHead = e.Data.Link,
+        Legacy = new LegacyRecording(e.ContentFingerprint, e.EventCount, version, e.UploadedAt),
+        EventCount = EventCount + e.EventCount,
+        PlaintextBytes = PlaintextBytes + e.PlaintextBytes,
+        LastUploadAt = e.UploadedAt,
+        UpdatedAt = e.UploadedAt,
+        ChainHead = e.Link,
     };
 
-    public PamSession Apply(SessionEnded e) => this with { Status = SessionStatus.Ended, EndedAt = e.At, EndReason = e.Reason, UpdatedAt = e.At, ChainHead = e.Link };
+    public PamSession Apply(IEvent<SessionEnded> e) => ApplyEnded(e.Data, e.Version);
+
+    /// <summary>The end, as the event at <paramref name="version"/>: its link is the session's seal.</summary>
+    public PamSession ApplyEnded(SessionEnded e, long version) => this with
+    {
+        Status = SessionStatus.Ended,
+        EndedAt = e.At,
+        EndReason = e.Reason,
+        UpdatedAt = e.At,
+        ChainHead = e.Link,
+        Seal = e.Link is { } link ? new ChainSeal(version, link) : null,
+    };
+
+    /// <summary>
+    /// The snapshot as the stream's events give it, one event at a time (<paramref name="version"/> is the
+    /// event's): what the integrity check compares the stored snapshot with. Null before the stream's start.
+    /// </summary>
+    public static PamSession? Replay(PamSession? session, object e, long version) => (session, e) switch
+    {
+        (null, SessionStarted started) => Create(started) with { Version = version },
+        (null, _) => null,
+        (_, SessionActivated activated) => session.Apply(activated) with { Version = version },
+        (_, BatchUploaded batch) => session.Apply(batch) with { Version = version },
+        (_, GapDetected gap) => session.Apply(gap) with { Version = version },
+        (_, BatchConflictRejected conflict) => session.Apply(conflict) with { Version = version },
+        (_, LateBatchRefused late) => session.Apply(late) with { Version = version },
+        (_, LegacyLogsUploaded legacy) => session.ApplyLegacy(legacy, version) with { Version = version },
+        (_, SessionEnded ended) => session.ApplyEnded(ended, version) with { Version = version },
+        _ => session with { Version = version },
+    };
 }

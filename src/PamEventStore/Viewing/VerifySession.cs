@@ -1,26 +1,31 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using PamEventStore.Crypto;
 using PamEventStore.Http;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
+using PamEventStore.Storage;
 using Wolverine.Http;
 
 namespace PamEventStore.Viewing;
 
 /// <summary>
 /// One thing found wrong with a session's stream, at the stream version where it shows:
-/// <c>missing</c> (no event at this version: removed), <c>unlinked</c> (an event without a link: appended
-/// outside this service, or stored before links existed), <c>altered</c> (its link does not verify: the
-/// event, its place or an event before it was changed, or it was made without the org's key),
-/// <c>snapshot</c> (the session's snapshot disagrees with its stream), <c>expected</c> (the head given
-/// by the caller is not the stored link at that length: the stream was cut or rewritten since).
+/// <c>missing</c> (no event at this version: removed), <c>unreadable</c> (its row no longer reads as a
+/// session event), <c>unlinked</c> (an event without a link: appended outside this service, or stored
+/// before links existed), <c>altered</c> (its link does not verify: the event, its place or an event
+/// before it was changed, or it was made without the org's key), <c>undecryptable</c> or
+/// <c>hash-mismatch</c> (its recorded content), <c>snapshot</c> (the session's snapshot is not what
+/// its events give, or it or the stream's row disagree with the events' versions), <c>expected</c>
+/// (the head given by the caller is not the stored link at that length: the stream was cut or
+/// rewritten since).
 /// </summary>
 public sealed record IntegrityProblem(long Version, string Kind, string Detail);
 
-/// <param name="Intact">Every event is there and its link verifies, and the snapshot and any expected head agree.</param>
+/// <param name="Intact">Every event is there, reads, and its link and content verify; the snapshot is what the events give; any expected head agrees.</param>
 /// <param name="Sealed">
 /// The session was sealed: a verified <c>session_ended</c> event is in its stream, so nothing before it was
 /// changed since. Events after it (final flushes within the grace window, refused late uploads) are
@@ -65,35 +70,34 @@ public static class VerifySessionEndpoint
         var (expected, problem) = ExpectedHead.From(request.Query);
         if (problem is not null) return problem.ToResult();
 
-        if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session || !caller.CanSeeProject(session.ProjectId))
-        {
-            return Problems.SessionNotFound(sessionId).ToResult();
-        }
+        var (session, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
+        if (session is null || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();
 
         // It reads every event with its content, a window at a time: it takes a turn as a log page does.
         using var turn = await turns.TakeAsync(ct);
         if (turn is null) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
 
-        // Read after the snapshot: a live session's stream is at or past its snapshot, never behind it.
-        var streamVersion = (await db.Events.FetchStreamStateAsync(sessionId, ct))?.Version ?? 0;
-        List<Anchor> anchors = [new(session.Version, session.ChainHead, "snapshot", "the session's snapshot holds")];
-        if (expected is not null) anchors.Add(new Anchor(expected.Length, expected.Head, "expected", "given"));
+        // The snapshot and the stream's row are written in one transaction, but read here by two
+        // statements: an upload committed between them is not a disagreement. Read again until they agree.
+        for (var attempt = 1; session.Version != streamVersion && attempt < ReadsUntilAgreed; attempt++)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt), ct);
+            (session, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
+            if (session is null) return Problems.SessionNotFound(sessionId).ToResult();
+        }
 
-        var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), anchors);
+        var serializer = db.DocumentStore.Options.Serializer();
+        var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), session, expected, serializer.ToJson);
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
         for (long after = 0; ;)
         {
-            var events = await db.Events.QueryAllRawEvents()
-                .Where(e => e.StreamId == sessionId && e.Version > after)
-                .OrderBy(e => e.Version)
-                .Take(Window)
-                .ToListAsync(ct);
+            var events = await StoredStream.EventsAfterAsync(db, sessionId, after, Window, ct);
             foreach (var e in events)
             {
-                check.Next(e.Version, e.Data);
+                check.Next(e);
                 if (await OpenAsync(cipher, fingerprint, caller.OrgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok) check.Content(e.Version, status);
             }
 
@@ -101,14 +105,19 @@ public static class VerifySessionEndpoint
             after = events[^1].Version;
         }
 
-        return Results.Ok(new IntegrityEnvelope(check.Report(streamVersion)));
+        // Events past the stream's row: committed while this read, or the row was set back. Read it again.
+        if (check.LastVersion > streamVersion) (_, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
+        return Results.Ok(new IntegrityEnvelope(check.Report(session.Version, streamVersion)));
     }
+
+    /// <summary>How many times the snapshot and the stream's row are read before a disagreement is reported.</summary>
+    private const int ReadsUntilAgreed = 5;
 
     private const int RetryAfterSeconds = 1;
 
     /// <summary>Opens recorded content as a log page does: a link covers its fingerprint, this checks the content against it.</summary>
     private static async Task<BatchReadStatus?> OpenAsync(
-        RecordingCipher cipher, ContentFingerprint? fingerprint, string orgId, Guid sessionId, object data, CancellationToken ct)
+        RecordingCipher cipher, ContentFingerprint? fingerprint, string orgId, Guid sessionId, object? data, CancellationToken ct)
     {
         RecordingPlace? place = data switch
         {
@@ -150,47 +159,65 @@ public static class VerifySessionEndpoint
         }
     }
 
-    /// <summary>A link the stream must have at a version, and the problem kind when it has not.</summary>
-    private sealed record Anchor(long Version, byte[]? Head, string Kind, string Whose);
-
     /// <summary>
-    /// Walks a stream in version order, checking each event's link against the one before it, and the
-    /// anchors (the snapshot's head, a head the caller kept) against the links stored at their versions.
+    /// Walks a stream in version order, checking each event's link against the one before it, the
+    /// snapshot against the events up to its version (replayed), and a head the caller kept against
+    /// the link stored at its version.
     /// </summary>
-    private sealed class ChainCheck(string orgId, Guid sessionId, SessionChain? chain, IReadOnlyList<Anchor> anchors)
+    private sealed class ChainCheck(string orgId, Guid sessionId, SessionChain? chain, PamSession snapshot, ExpectedHead? expected, Func<object, string> toJson)
     {
         private readonly List<IntegrityProblem> _problems = [];
-        private readonly HashSet<Anchor> _seen = [];
         private int _more;
         private long _version;
         private byte[]? _head;
         private bool _sealed;
+        private bool _expectedSeen;
+        private bool _snapshotSeen;
+        private PamSession? _replayed;
+        private bool _replayable = true;
 
-        public void Next(long version, object data)
+        public long LastVersion => _version;
+
+        public void Next(StoredEvent stored)
         {
+            var version = stored.Version;
             MissingUpTo(version - 1);
+            if (version - 1 > _version) _replayable = false;
 
-            var e = data as SessionEvent;
-            if (e?.Link is null)
+            var e = stored.Data as SessionEvent;
+            if (stored.Data is null)
             {
-                Add(version, "unlinked", $"The {SessionEventNames.All.GetValueOrDefault(data.GetType(), data.GetType().Name)} event here carries no link: it was not appended by this service.");
+                Add(version, "unreadable", $"The stored row ({stored.Type}) does not read as a session event: it was altered.");
+            }
+            else if (e?.Link is null)
+            {
+                Add(version, "unlinked", $"The {stored.Type} event here carries no link: it was not appended by this service.");
             }
             else if (chain is null || !chain.Verifies(orgId, sessionId, version, _head, e))
             {
-                Add(version, "altered", $"The {SessionEventNames.Of(e)} event's link does not verify: it, its place, or the event before it was changed, or it was not made with the org's key.");
+                Add(version, "altered", $"The {stored.Type} event's link does not verify: it, its place, or the event before it was changed, or it was not made with the org's key.");
             }
             else if (e is SessionEnded)
             {
                 _sealed = true;
             }
 
-            foreach (var anchor in anchors.Where(a => a.Version == version))
+            if (stored.Data is null) _replayable = false;
+            else _replayed = PamSession.Replay(_replayed, stored.Data, version);
+
+            if (expected is not null && version == expected.Length)
             {
-                _seen.Add(anchor);
-                if (!SameHead(e?.Link, anchor.Head))
+                _expectedSeen = true;
+                if (e?.Link is not { } link || !CryptographicOperations.FixedTimeEquals(link, expected.Head))
                 {
-                    Add(version, anchor.Kind, $"The stored link at this version is not the head {anchor.Whose}: the stream was rewritten since.");
+                    Add(version, "expected", "The stored link at this version is not the head given: the stream was rewritten since.");
                 }
+            }
+
+            if (version == snapshot.Version)
+            {
+                _snapshotSeen = true;
+                CompareSnapshot(version);
             }
 
             // Go on from the stored link, so what follows a changed event is still checked on its own.
@@ -203,22 +230,51 @@ public static class VerifySessionEndpoint
             ? "Its recorded content opens but is not the content that was accepted."
             : "Its recorded content does not open under its key at its place: altered, moved, or its key is gone.");
 
-        /// <param name="streamVersion">The version the stream's row holds: events up to it must all be there.</param>
-        public IntegrityReport Report(long streamVersion)
+        /// <param name="snapshotVersion">The version the snapshot holds.</param>
+        /// <param name="streamVersion">The version the stream's row holds: events up to it must all be there, and none past it.</param>
+        public IntegrityReport Report(long snapshotVersion, long streamVersion)
         {
             MissingUpTo(streamVersion);
-            foreach (var anchor in anchors.Where(a => !_seen.Contains(a)))
+            if (expected is not null && !_expectedSeen)
             {
-                Add(anchor.Version, anchor.Kind, $"The stream ends at version {_version}, before the head {anchor.Whose}: it was cut since.");
+                Add(expected.Length, "expected", $"The stream ends at version {_version}, before the head given: it was cut since.");
+            }
+
+            if (!_snapshotSeen)
+            {
+                Add(snapshotVersion, "snapshot", $"The session's snapshot is at version {snapshotVersion}, past its last event ({_version}).");
+            }
+            else if (snapshotVersion != streamVersion)
+            {
+                Add(snapshotVersion, "snapshot", $"The session's snapshot is at version {snapshotVersion} and its stream's row at {streamVersion}: they are written together.");
+            }
+
+            if (_version > streamVersion)
+            {
+                Add(streamVersion, "snapshot", $"The stream's row is at version {streamVersion}, behind its events (to {_version}).");
             }
 
             var intact = _problems.Count == 0 && _more == 0;
             return new IntegrityReport(sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, _problems, _more);
         }
 
-        // A session stored before links existed has none in its snapshot either: that is reported as unlinked, not again here.
-        private static bool SameHead(byte[]? stored, byte[]? anchor) =>
-            stored is null || anchor is null ? stored is null && anchor is null : CryptographicOperations.FixedTimeEquals(stored, anchor);
+        /// <summary>The snapshot is what the UI shows: every field must be what the events up to it give.</summary>
+        private void CompareSnapshot(long version)
+        {
+            if (!_replayable || _replayed is null) return; // an event before it is already reported
+            using var stored = JsonDocument.Parse(toJson(snapshot));
+            using var replayed = JsonDocument.Parse(toJson(_replayed));
+            var differing = stored.RootElement.EnumerateObject().Select(p => p.Name)
+                .Union(replayed.RootElement.EnumerateObject().Select(p => p.Name))
+                .Where(name => Raw(stored.RootElement, name) != Raw(replayed.RootElement, name))
+                .ToList();
+            if (differing.Count > 0)
+            {
+                Add(version, "snapshot", $"The session's snapshot is not what its events give, in: {string.Join(", ", differing)}.");
+            }
+        }
+
+        private static string? Raw(JsonElement element, string name) => element.TryGetProperty(name, out var value) ? value.GetRawText() : null;
 
         private void MissingUpTo(long version)
         {
