@@ -296,6 +296,27 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     }
 
     [Fact]
+    public async Task sessions_written_together_in_one_commit_each_verify()
+    {
+        var sessions = new List<Guid>();
+        for (var i = 0; i < 6; i++) sessions.Add(await _org.CreateSessionAsync());
+
+        // Uploads of several sessions arriving together are decided and committed in one transaction.
+        for (var round = 0; round < 3; round++)
+        {
+            var replies = await Task.WhenAll(sessions.Select(s => _org.UploadAsync(s, round * 100, Lines(round, 2))));
+            foreach (var reply in replies) reply.ShouldBeAccepted(round);
+        }
+
+        foreach (var session in sessions)
+        {
+            var report = Report(await Integrity(session));
+            report.GetProperty("intact").GetBoolean().ShouldBeTrue(report.ToString());
+            report.GetProperty("chainLength").GetInt64().ShouldBe(5);
+        }
+    }
+
+    [Fact]
     public async Task a_refused_legacy_upload_is_linked_like_any_event()
     {
         var session = await _org.CreateSessionAsync();
