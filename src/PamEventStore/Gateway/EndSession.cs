@@ -17,9 +17,12 @@ public static class EndSessionEndpoint
 {
     private const int MaxReasonLength = 200;
 
+    /// <summary>The log category every seal is written to.</summary>
+    public const string SealLog = "PamEventStore.Seals";
+
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/end")]
     [Authorize(Policy = PamPolicies.GatewayOrCreate)]
-    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, TimeProvider clock, CancellationToken ct)
+    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, CancellationToken ct)
     {
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
 
@@ -35,6 +38,12 @@ public static class EndSessionEndpoint
         var version = (stream.StartingVersion ?? 0) + stream.Events.Count;
         var ended = session.ApplyEnded((SessionEnded)stream.Events[^1].Data, version) with { Version = version };
         await db.SaveChangesAsync(ct);
+
+        // A copy of the seal outside the database, wherever the logs are shipped: what a cut of the
+        // session's end is checked against (README, tamper evidence).
+        var seal = ended.Seal!;
+        logs.CreateLogger(SealLog).LogInformation(
+            "Session {SessionId} of org {OrgId} sealed at event {ChainLength}: {ChainHead}", sessionId, caller.OrgId, seal.Length, Convert.ToBase64String(seal.Head));
         return Results.Ok(SessionView.Envelope(ended));
     }
 }

@@ -15,6 +15,7 @@ public sealed class PamStoreHost : IAsyncLifetime
     public TestDatabase Database { get; private set; } = null!;
     public IAlbaHost Host { get; private set; } = null!;
     public TestClock Clock { get; } = new();
+    public CapturedLogs Logs { get; } = new();
     public string DataDirectory { get; } = Path.Combine(Path.GetTempPath(), $"pamstore-test-data-{Guid.NewGuid():N}");
 
     public async Task InitializeAsync()
@@ -30,9 +31,11 @@ public sealed class PamStoreHost : IAsyncLifetime
             builder.UseSetting("Uploads:LegacyLogsWaiting", LegacyLogsWaiting.ToString());
             builder.UseSetting("Uploads:LegacyLogsGrace", LegacyLogsGrace.ToString());
             builder.UseSetting("LogPages:Wait", PagesWait.ToString());
+            builder.UseSetting("Logging:LogLevel:PamEventStore.Seals", "Information");
             builder.ConfigureServices(services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
+                services.AddSingleton<Microsoft.Extensions.Logging.ILoggerProvider>(Logs);
                 services.RunWolverineInSoloMode();
                 services.DisableAllExternalWolverineTransports();
             });

@@ -64,6 +64,22 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     }
 
     [Fact]
+    public async Task the_seal_leaves_the_database_through_the_logs()
+    {
+        var (session, ended) = await RecordedAndEnded();
+        var seal = ended.GetProperty("seal");
+
+        var logged = store.Logs.Entries.Where(e => e.Category == PamEventStore.Gateway.EndSessionEndpoint.SealLog && e.Message.Contains(session.ToString())).ShouldHaveSingleItem();
+
+        logged.Level.ShouldBe(Microsoft.Extensions.Logging.LogLevel.Information);
+        logged.Message.ShouldBe($"Session {session} of org {_org.Id} sealed at event {seal.GetProperty("length").GetInt64()}: {seal.GetProperty("head").GetString()}");
+
+        // Ending it again changes nothing and seals nothing again.
+        (await _org.EndAsync(session)).Status.ShouldBe(HttpStatusCode.OK);
+        store.Logs.Entries.Count(e => e.Category == PamEventStore.Gateway.EndSessionEndpoint.SealLog && e.Message.Contains(session.ToString())).ShouldBe(1);
+    }
+
+    [Fact]
     public async Task a_live_session_verifies_intact_but_not_sealed_and_its_head_moves_with_each_batch()
     {
         var session = await _org.CreateSessionAsync();
