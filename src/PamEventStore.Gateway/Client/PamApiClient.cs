@@ -165,13 +165,14 @@ public sealed class PamApiClient(HttpClient http)
 }
 
 /// <summary>
-/// A session's chain head as the end answered it: keep it outside the store, and an integrity check
-/// with it shows whether the stored session was cut or rewritten since.
+/// A session's seal (its end event's link and place), as a session answer gives it: keep it outside the
+/// store, and an integrity check with it shows whether the stored session was cut or rewritten since.
 /// </summary>
 public sealed record SessionSeal(long Length, string Head)
 {
+    /// <returns>The seal, or null before the end (or from a service without seals).</returns>
     public static SessionSeal? From(JsonElement session) =>
-        session.TryGetProperty("chainHead", out var head) && head.ValueKind == JsonValueKind.String
-            ? new SessionSeal(session.GetProperty("chainLength").GetInt64(), head.GetString()!)
+        session.TryGetProperty("seal", out var seal) && seal.ValueKind == JsonValueKind.Object
+            ? new SessionSeal(seal.GetProperty("length").GetInt64(), seal.GetProperty("head").GetString()!)
             : null;
 }

@@ -70,31 +70,31 @@ public static class VerifySessionEndpoint
         var (expected, problem) = ExpectedHead.From(request.Query);
         if (problem is not null) return problem.ToResult();
 
-        var (session, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
-        if (session is null || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();
+        // One read-only snapshot of the database for everything it reads: uploads committed meanwhile
+        // (a live session) are not seen, so what disagrees was changed, not merely written since.
+        await using var stored = await StoredStream.OpenAsync(db, sessionId, ct);
+        var head = await stored.HeadAsync(ct);
+
+        // Authorised by the session's project as its snapshot and its first event give it: both, when
+        // both read, so neither an edited snapshot nor an edited first event opens the report to another project.
+        string?[] projects = [head.Snapshot?.ProjectId, head.StartedProject];
+        if (!head.Exists || projects.All(p => p is null) || projects.OfType<string>().Any(p => !caller.CanSeeProject(p)))
+        {
+            return Problems.SessionNotFound(sessionId).ToResult();
+        }
 
         // It reads every event with its content, a window at a time: it takes a turn as a log page does.
         using var turn = await turns.TakeAsync(ct);
         if (turn is null) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
 
-        // The snapshot and the stream's row are written in one transaction, but read here by two
-        // statements: an upload committed between them is not a disagreement. Read again until they agree.
-        for (var attempt = 1; session.Version != streamVersion && attempt < ReadsUntilAgreed; attempt++)
-        {
-            await Task.Delay(TimeSpan.FromMilliseconds(20 * attempt), ct);
-            (session, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
-            if (session is null) return Problems.SessionNotFound(sessionId).ToResult();
-        }
-
-        var serializer = db.DocumentStore.Options.Serializer();
-        var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), session, expected, serializer.ToJson);
+        var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), head, expected, db.DocumentStore.Options.Serializer().ToJson);
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
 
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
         for (long after = 0; ;)
         {
-            var events = await StoredStream.EventsAfterAsync(db, sessionId, after, Window, ct);
+            var events = await stored.EventsAfterAsync(after, Window, ct);
             foreach (var e in events)
             {
                 check.Next(e);
@@ -105,13 +105,8 @@ public static class VerifySessionEndpoint
             after = events[^1].Version;
         }
 
-        // Events past the stream's row: committed while this read, or the row was set back. Read it again.
-        if (check.LastVersion > streamVersion) (_, streamVersion) = await StoredStream.HeadAsync(db, sessionId, ct);
-        return Results.Ok(new IntegrityEnvelope(check.Report(session.Version, streamVersion)));
+        return Results.Ok(new IntegrityEnvelope(check.Report()));
     }
-
-    /// <summary>How many times the snapshot and the stream's row are read before a disagreement is reported.</summary>
-    private const int ReadsUntilAgreed = 5;
 
     private const int RetryAfterSeconds = 1;
 
@@ -126,7 +121,7 @@ public static class VerifySessionEndpoint
             _ => null,
         };
         if (place is null || data is not IEncryptedRecording recording) return null;
-        if (fingerprint is null || recording.KeyId.Length == 0) return BatchReadStatus.Undecryptable;
+        if (fingerprint is null || recording.KeyId is not { Length: > 0 } || recording.ContentFingerprint is null) return BatchReadStatus.Undecryptable;
         return (await StoredRecording.OpenAsync(cipher, fingerprint, place, recording.KeyId, recording.Ciphertext, recording.ContentFingerprint, ct)).Status;
     }
 
@@ -164,7 +159,7 @@ public static class VerifySessionEndpoint
     /// snapshot against the events up to its version (replayed), and a head the caller kept against
     /// the link stored at its version.
     /// </summary>
-    private sealed class ChainCheck(string orgId, Guid sessionId, SessionChain? chain, PamSession snapshot, ExpectedHead? expected, Func<object, string> toJson)
+    private sealed class ChainCheck(string orgId, Guid sessionId, SessionChain? chain, StoredHead stored, ExpectedHead? expected, Func<object, string> toJson)
     {
         private readonly List<IntegrityProblem> _problems = [];
         private int _more;
@@ -178,32 +173,32 @@ public static class VerifySessionEndpoint
 
         public long LastVersion => _version;
 
-        public void Next(StoredEvent stored)
+        public void Next(StoredEvent row)
         {
-            var version = stored.Version;
+            var version = row.Version;
             MissingUpTo(version - 1);
             if (version - 1 > _version) _replayable = false;
 
-            var e = stored.Data as SessionEvent;
-            if (stored.Data is null)
+            var e = row.Data as SessionEvent;
+            if (row.Data is null)
             {
-                Add(version, "unreadable", $"The stored row ({stored.Type}) does not read as a session event: it was altered.");
+                Add(version, "unreadable", $"The stored row ({row.Type}) does not read as a session event: it was altered.");
             }
             else if (e?.Link is null)
             {
-                Add(version, "unlinked", $"The {stored.Type} event here carries no link: it was not appended by this service.");
+                Add(version, "unlinked", $"The {row.Type} event here carries no link: it was not appended by this service.");
             }
             else if (chain is null || !chain.Verifies(orgId, sessionId, version, _head, e))
             {
-                Add(version, "altered", $"The {stored.Type} event's link does not verify: it, its place, or the event before it was changed, or it was not made with the org's key.");
+                Add(version, "altered", $"The {row.Type} event's link does not verify: it, its place, or the event before it was changed, or it was not made with the org's key.");
             }
             else if (e is SessionEnded)
             {
                 _sealed = true;
             }
 
-            if (stored.Data is null) _replayable = false;
-            else _replayed = PamSession.Replay(_replayed, stored.Data, version);
+            if (row.Data is null) _replayable = false;
+            else _replayed = PamSession.Replay(_replayed, row.Data, version);
 
             if (expected is not null && version == expected.Length)
             {
@@ -214,7 +209,7 @@ public static class VerifySessionEndpoint
                 }
             }
 
-            if (version == snapshot.Version)
+            if (stored.Snapshot is { } snapshot && version == snapshot.Version)
             {
                 _snapshotSeen = true;
                 CompareSnapshot(version);
@@ -230,51 +225,58 @@ public static class VerifySessionEndpoint
             ? "Its recorded content opens but is not the content that was accepted."
             : "Its recorded content does not open under its key at its place: altered, moved, or its key is gone.");
 
-        /// <param name="snapshotVersion">The version the snapshot holds.</param>
-        /// <param name="streamVersion">The version the stream's row holds: events up to it must all be there, and none past it.</param>
-        public IntegrityReport Report(long snapshotVersion, long streamVersion)
+        public IntegrityReport Report()
         {
-            MissingUpTo(streamVersion);
+            // Events up to the stream's row must all be there, and none past it.
+            MissingUpTo(stored.StreamVersion);
             if (expected is not null && !_expectedSeen)
             {
                 Add(expected.Length, "expected", $"The stream ends at version {_version}, before the head given: it was cut since.");
             }
 
-            if (!_snapshotSeen)
+            if (!stored.HasSnapshotRow)
             {
-                Add(snapshotVersion, "snapshot", $"The session's snapshot is at version {snapshotVersion}, past its last event ({_version}).");
+                Add(_version, "snapshot", "The session has no snapshot, though its events are stored: it was removed.");
             }
-            else if (snapshotVersion != streamVersion)
+            else if (stored.Snapshot is not { } snapshot)
             {
-                Add(snapshotVersion, "snapshot", $"The session's snapshot is at version {snapshotVersion} and its stream's row at {streamVersion}: they are written together.");
+                Add(_version, "snapshot", "The session's snapshot does not read: it was altered.");
+            }
+            else if (!_snapshotSeen)
+            {
+                Add(snapshot.Version, "snapshot", $"The session's snapshot is at version {snapshot.Version}, past its last event ({_version}).");
+            }
+            else if (snapshot.Version != stored.StreamVersion)
+            {
+                Add(snapshot.Version, "snapshot", $"The session's snapshot is at version {snapshot.Version} and its stream's row at {stored.StreamVersion}: they are written together.");
             }
 
-            if (_version > streamVersion)
+            if (_version > stored.StreamVersion)
             {
-                Add(streamVersion, "snapshot", $"The stream's row is at version {streamVersion}, behind its events (to {_version}).");
+                Add(stored.StreamVersion, "snapshot", $"The stream's row is at version {stored.StreamVersion}, behind its events (to {_version}).");
             }
 
             var intact = _problems.Count == 0 && _more == 0;
             return new IntegrityReport(sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, _problems, _more);
         }
 
-        /// <summary>The snapshot is what the UI shows: every field must be what the events up to it give.</summary>
+        /// <summary>
+        /// The snapshot is what the UI shows: every field it holds must be what the events up to it give.
+        /// A field it lacks was added after it was written (a snapshot from before that field existed).
+        /// </summary>
         private void CompareSnapshot(long version)
         {
-            if (!_replayable || _replayed is null) return; // an event before it is already reported
-            using var stored = JsonDocument.Parse(toJson(snapshot));
+            if (!_replayable || _replayed is null || stored.SnapshotJson is not { } snapshot) return; // an event before it is already reported
             using var replayed = JsonDocument.Parse(toJson(_replayed));
-            var differing = stored.RootElement.EnumerateObject().Select(p => p.Name)
-                .Union(replayed.RootElement.EnumerateObject().Select(p => p.Name))
-                .Where(name => Raw(stored.RootElement, name) != Raw(replayed.RootElement, name))
+            var differing = snapshot.EnumerateObject()
+                .Where(field => !replayed.RootElement.TryGetProperty(field.Name, out var expected) || !JsonElement.DeepEquals(field.Value, expected))
+                .Select(field => field.Name)
                 .ToList();
             if (differing.Count > 0)
             {
                 Add(version, "snapshot", $"The session's snapshot is not what its events give, in: {string.Join(", ", differing)}.");
             }
         }
-
-        private static string? Raw(JsonElement element, string name) => element.TryGetProperty(name, out var value) ? value.GetRawText() : null;
 
         private void MissingUpTo(long version)
         {

@@ -64,6 +64,16 @@ public sealed class the_reference_gateway(PamStoreHost store)
     }
 
     [Fact]
+    public void the_seal_is_read_from_the_session_s_seal_not_its_current_head()
+    {
+        // Ended, then a final flush chained on after the end: the head has moved, the seal has not.
+        var session = JsonDocument.Parse("""{"chainLength":6,"chainHead":"bmV3","seal":{"length":5,"head":"c2VhbA=="}}""").RootElement;
+
+        SessionSeal.From(session).ShouldBe(new SessionSeal(5, "c2VhbA=="));
+        SessionSeal.From(JsonDocument.Parse("""{"chainLength":3,"chainHead":"bmV3","seal":null}""").RootElement).ShouldBeNull();
+    }
+
+    [Fact]
     public void offsets_advance_like_the_gateways_encrypted_recording_file()
     {
         var file = new RecordingFile();

@@ -31,7 +31,6 @@ public sealed class PamStoreHost : IAsyncLifetime
             builder.UseSetting("Uploads:LegacyLogsWaiting", LegacyLogsWaiting.ToString());
             builder.UseSetting("Uploads:LegacyLogsGrace", LegacyLogsGrace.ToString());
             builder.UseSetting("LogPages:Wait", PagesWait.ToString());
-            builder.UseSetting("Logging:LogLevel:PamEventStore.Seals", "Information");
             builder.ConfigureServices(services =>
             {
                 services.AddSingleton<TimeProvider>(Clock);
