@@ -6,7 +6,8 @@ using System.Text.Json;
 namespace PamEventStore.Gateway.Client;
 
 /// <summary>What the service answered to an upload.</summary>
-public sealed record UploadResult(HttpStatusCode Status, bool Duplicate, long? Sequence, string? ProblemType, string? Detail)
+/// <param name="Head">Where the session's chain stood with the batch stored (null for a duplicate or a refusal): keep the newest.</param>
+public sealed record UploadResult(HttpStatusCode Status, bool Duplicate, long? Sequence, string? ProblemType, string? Detail, KeptHead? Head = null)
 {
     public bool Succeeded => Status == HttpStatusCode.OK;
 
@@ -84,7 +85,7 @@ public sealed class PamApiClient(HttpClient http)
     /// <c>GET {sessionId}/integrity</c>: the stored session checked link by link, and against
     /// <paramref name="kept"/> (a seal kept outside the store) when given.
     /// </summary>
-    public async Task<JsonElement> GetIntegrityAsync(string token, Guid sessionId, SessionSeal? kept = null, CancellationToken ct = default)
+    public async Task<JsonElement> GetIntegrityAsync(string token, Guid sessionId, KeptHead? kept = null, CancellationToken ct = default)
     {
         var query = kept is null ? "" : $"?length={kept.Length}&head={Uri.EscapeDataString(kept.Head)}";
         using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}/integrity{query}", token, null, ct);
@@ -110,7 +111,7 @@ public sealed class PamApiClient(HttpClient http)
         return await EnsureSuccess(response, ct);
     }
 
-    private sealed record Receipt(bool Ok, bool Duplicate, long? Sequence);
+    private sealed record Receipt(bool Ok, bool Duplicate, long? Sequence, long? ChainLength, string? ChainHead);
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
@@ -131,7 +132,8 @@ public sealed class PamApiClient(HttpClient http)
         {
             // The common answer, read without building a document: a gateway sends one every few seconds per session.
             var receipt = JsonSerializer.Deserialize<Receipt>(await response.Content.ReadAsByteArrayAsync(ct), JsonOptions);
-            return new UploadResult(response.StatusCode, receipt?.Duplicate ?? false, receipt?.Sequence, null, null);
+            var head = receipt is { ChainLength: { } length, ChainHead: { } link } ? new KeptHead(length, link) : null;
+            return new UploadResult(response.StatusCode, receipt?.Duplicate ?? false, receipt?.Sequence, null, null, head);
         }
 
         var body = await ReadJson(response, ct);
@@ -165,14 +167,15 @@ public sealed class PamApiClient(HttpClient http)
 }
 
 /// <summary>
-/// A session's seal (its end event's link and place), as a session answer gives it: keep it outside the
-/// store, and an integrity check with it shows whether the stored session was cut or rewritten since.
+/// A head of a session's chain (a link and the length it was taken at) kept outside the store: the
+/// seal from its end, or the head an upload answered. An integrity check with it shows whether the
+/// stored session was cut or rewritten since.
 /// </summary>
-public sealed record SessionSeal(long Length, string Head)
+public sealed record KeptHead(long Length, string Head)
 {
-    /// <returns>The seal, or null before the end (or from a service without seals).</returns>
-    public static SessionSeal? From(JsonElement session) =>
+    /// <returns>The session's seal, or null before the end (or from a service without seals).</returns>
+    public static KeptHead? SealOf(JsonElement session) =>
         session.TryGetProperty("seal", out var seal) && seal.ValueKind == JsonValueKind.Object
-            ? new SessionSeal(seal.GetProperty("length").GetInt64(), seal.GetProperty("head").GetString()!)
+            ? new KeptHead(seal.GetProperty("length").GetInt64(), seal.GetProperty("head").GetString()!)
             : null;
 }

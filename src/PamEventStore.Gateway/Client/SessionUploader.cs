@@ -18,6 +18,9 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
 
     public bool LegacyMode { get; private set; }
 
+    /// <summary>The newest head of the session's chain the service answered: what this gateway holds of it outside the store.</summary>
+    public KeptHead? LastHead { get; private set; }
+
     /// <returns>The service's answer, or null when there was nothing to send.</returns>
     public async Task<UploadResult?> FlushAsync(CancellationToken ct)
     {
@@ -36,16 +39,19 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         }
 
         if (result.Succeeded) File.Acknowledge(batch);
+        if (result.Head is { } head && head.Length > (LastHead?.Length ?? 0)) LastHead = head;
         else if (result.MeansOldPlatform) LegacyMode = true;
         return result;
     }
 
     /// <summary>The gateway's cleanup: a final flush (or the legacy upload), then end the session.</summary>
     /// <returns>The session's seal, as the end answered it (null from a service without one).</returns>
-    public async Task<SessionSeal?> EndAsync(string reason, CancellationToken ct)
+    public async Task<KeptHead?> EndAsync(string reason, CancellationToken ct)
     {
         await FlushAsync(ct);
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
-        return SessionSeal.From(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
+        var seal = KeptHead.SealOf(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
+        if (seal is not null && seal.Length > (LastHead?.Length ?? 0)) LastHead = seal;
+        return seal;
     }
 }

@@ -35,7 +35,7 @@ public static class EndSessionEndpoint
         if (session.Status == SessionStatus.Ended) return Results.Ok(SessionView.Envelope(session));
 
         stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, [new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason)]);
-        var version = (stream.StartingVersion ?? 0) + stream.Events.Count;
+        var version = stream.Position().Length;
         var ended = session.ApplyEnded((SessionEnded)stream.Events[^1].Data, version) with { Version = version };
         await db.SaveChangesAsync(ct);
 

@@ -12,8 +12,12 @@ using Wolverine.Http;
 
 namespace PamEventStore.Gateway;
 
-/// <summary>Infisical answers <c>{"ok": true}</c>; <c>duplicate</c> and <c>sequence</c> are ours.</summary>
-public sealed record BatchReceipt(bool Ok, bool Duplicate, long? Sequence);
+/// <summary>
+/// Infisical answers <c>{"ok": true}</c>; the rest is ours. <c>chainLength</c> and <c>chainHead</c> say
+/// where the session's chain stands with the batch stored (null for a duplicate): a gateway that keeps the
+/// newest holds, outside the store, what shows a cut of the session's end made after it (README, tamper evidence).
+/// </summary>
+public sealed record BatchReceipt(bool Ok, bool Duplicate, long? Sequence, long? ChainLength = null, string? ChainHead = null);
 
 /// <summary>Where a batch sits in the gateway's recording file.</summary>
 public sealed record BatchOffsets(long Start, long? End);
@@ -71,7 +75,7 @@ public static class UploadBatchEndpoint
         {
             case UploadOutcome.Stored stored:
                 memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
-                return Results.Ok(new BatchReceipt(true, false, stored.Sequence));
+                return Results.Ok(new BatchReceipt(true, false, stored.Sequence, stored.Chain?.Length, stored.Chain is { } chain ? Convert.ToBase64String(chain.Head) : null));
             case UploadOutcome.AlreadyStored:
                 memory.RememberStored(caller.OrgId, sessionId, caller.GatewayId!, startOffset, bodySha256);
                 return Duplicate;

@@ -20,7 +20,12 @@ public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Ba
 /// <summary>What became of an upload once its session decided it (and that decision was committed).</summary>
 public abstract record UploadOutcome
 {
-    public sealed record Stored(long Sequence) : UploadOutcome;
+    /// <param name="Sequence">The batch's number in the session.</param>
+    public sealed record Stored(long Sequence) : UploadOutcome
+    {
+        /// <summary>Where the session's chain stands with the batch stored: what the gateway is answered, to keep.</summary>
+        public ChainPosition? Chain { get; init; }
+    }
 
     public sealed record AlreadyStored : UploadOutcome;
 
@@ -160,7 +165,7 @@ public sealed class UploadCommits : IAsyncDisposable
                 var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
                 var sealedContent = RecordingCipher.Seal(upload.Sealing, place, accept.Content.Canonical.Span);
                 stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }));
-                return new UploadOutcome.Stored(accept.Batch.Sequence);
+                return new UploadOutcome.Stored(accept.Batch.Sequence) { Chain = stream.Position() };
 
             case RejectBatch reject:
                 stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, reject.Events());

@@ -3,6 +3,9 @@ using PamEventStore.Crypto;
 
 namespace PamEventStore.Sessions;
 
+/// <summary>Where a session's chain stands: its length (the stream's version) and the link of its last event.</summary>
+public sealed record ChainPosition(long Length, byte[] Head);
+
 /// <summary>Every event of a session's stream is appended linked onto the one before it (<see cref="SessionChain"/>).</summary>
 public static class LinkedAppends
 {
@@ -13,6 +16,10 @@ public static class LinkedAppends
         var linked = chain.Extend(orgId, sessionId, (stream.StartingVersion ?? 0) + stream.Events.Count, head, events);
         if (linked.Length > 0) stream.AppendMany(linked);
     }
+
+    /// <summary>Where the chain will stand once what was appended to the stream is saved.</summary>
+    public static ChainPosition Position(this IEventStream<PamSession> stream) =>
+        new((stream.StartingVersion ?? 0) + stream.Events.Count, ((SessionEvent)stream.Events[^1].Data).Link!);
 
     /// <summary>The first event of a new stream, linked onto nothing.</summary>
     public static SessionStarted Linked(this SessionStarted started, SessionChain chain, string orgId) =>

@@ -48,14 +48,20 @@ public sealed class the_reference_gateway(PamStoreHost store)
         {
             workload.Record(uploader.File, 4096, TimeSpan.FromSeconds(10));
             recorded.AddRange(JsonDocument.Parse(uploader.File.NextBatch()!.Body).RootElement.EnumerateArray().Select(e => e.GetRawText()));
-            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+            var flushed = (await uploader.FlushAsync(CancellationToken.None))!;
+            flushed.Succeeded.ShouldBeTrue();
+            uploader.LastHead.ShouldBe(flushed.Head.ShouldNotBeNull());
         }
+
+        var live = uploader.LastHead!;
 
         var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
 
         var integrity = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, seal);
         integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
         integrity.GetProperty("sealed").GetBoolean().ShouldBeTrue();
+        uploader.LastHead.ShouldBe(seal);
+        (await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, live)).GetProperty("intact").GetBoolean().ShouldBeTrue();
         var page = await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100);
         page.GetProperty("logs").EnumerateArray().Select(e => e.GetRawText()).ShouldBe(recorded.Select(Canonical));
         var session = await client.GetSessionAsync(_tokens.Platform(_org), sessionId);
@@ -69,8 +75,8 @@ public sealed class the_reference_gateway(PamStoreHost store)
         // Ended, then a final flush chained on after the end: the head has moved, the seal has not.
         var session = JsonDocument.Parse("""{"chainLength":6,"chainHead":"bmV3","seal":{"length":5,"head":"c2VhbA=="}}""").RootElement;
 
-        SessionSeal.From(session).ShouldBe(new SessionSeal(5, "c2VhbA=="));
-        SessionSeal.From(JsonDocument.Parse("""{"chainLength":3,"chainHead":"bmV3","seal":null}""").RootElement).ShouldBeNull();
+        KeptHead.SealOf(session).ShouldBe(new KeptHead(5, "c2VhbA=="));
+        KeptHead.SealOf(JsonDocument.Parse("""{"chainLength":3,"chainHead":"bmV3","seal":null}""").RootElement).ShouldBeNull();
     }
 
     [Fact]
@@ -156,7 +162,7 @@ public sealed class the_reference_gateway(PamStoreHost store)
         var progress = new List<string>();
         var sessionId = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), progress.Add, CancellationToken.None);
 
-        var seal = SessionSeal.From(await client.GetSessionAsync(_tokens.Platform(_org), sessionId)).ShouldNotBeNull();
+        var seal = KeptHead.SealOf(await client.GetSessionAsync(_tokens.Platform(_org), sessionId)).ShouldNotBeNull();
         progress[^1].ShouldBe($"session {sessionId}: ended, sealed at event {seal.Length}: {seal.Head}");
 
         var logs = (await client.GetLogsAsync(_tokens.Platform(_org), sessionId, 0, 100)).GetProperty("logs");

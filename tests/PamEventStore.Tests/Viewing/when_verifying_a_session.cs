@@ -361,6 +361,43 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     }
 
     [Fact]
+    public async Task an_upload_answers_where_the_chain_stands_and_a_duplicate_does_not()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        var stored = (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeAccepted(0).Body;
+        var duplicate = (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeDuplicate().Body;
+
+        var view = await _org.SessionAsync(session);
+        stored.GetProperty("chainLength").GetInt64().ShouldBe(3);
+        stored.GetProperty("chainHead").GetString().ShouldBe(view.GetProperty("chainHead").GetString());
+        duplicate.GetProperty("chainLength").ValueKind.ShouldBe(JsonValueKind.Null);
+        duplicate.GetProperty("chainHead").ValueKind.ShouldBe(JsonValueKind.Null);
+    }
+
+    [Fact]
+    public async Task a_cut_made_while_the_session_is_live_is_caught_by_a_head_the_gateway_kept()
+    {
+        // An Infisical gateway sends no endOffset: a cut leaves no gap to detect.
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 1))).ShouldBeAccepted(0);
+        var kept = (await _org.UploadAsync(session, 100, Lines(1, 1))).ShouldBeAccepted(1).Body;
+        (await _org.UploadAsync(session, 200, Lines(2, 1))).ShouldBeAccepted(2);
+
+        // Batches 1 and 2 are cut, thoroughly; the gateway goes on uploading, and the session ends.
+        await RewindAsync(session, 3);
+        (await _org.UploadAsync(session, 300, Lines(3, 1))).ShouldBeAccepted(1);
+        var ended = (await _org.EndAsync(session)).Body.GetProperty("session");
+
+        // The seal taken after the cut covers the cut history: only the head kept from before it shows it.
+        var sealReport = Report(await Integrity(session, $"length={ended.GetProperty("seal").GetProperty("length").GetInt64()}&head={Uri.EscapeDataString(ended.GetProperty("seal").GetProperty("head").GetString()!)}"));
+        sealReport.GetProperty("intact").GetBoolean().ShouldBeTrue(sealReport.ToString());
+        var keptReport = Report(await Integrity(session, $"length={kept.GetProperty("chainLength").GetInt64()}&head={Uri.EscapeDataString(kept.GetProperty("chainHead").GetString()!)}"));
+        keptReport.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(keptReport).ShouldBe([(4, "expected")]);
+    }
+
+    [Fact]
     public async Task a_head_that_is_not_the_stored_link_at_its_length_is_reported()
     {
         var (session, ended) = await RecordedAndEnded();
@@ -416,7 +453,7 @@ public sealed class when_verifying_a_session(PamStoreHost store)
                 RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes(Lines(round * 2, 2)), out var content, out _).ShouldBeTrue();
                 return new ReadyUpload(session, caller, new IncomingBatch(round * 100, null, content!, sealing.Fingerprint), sealing);
             });
-            (await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)))).ShouldAllBe(o => o == new UploadOutcome.Stored(round));
+            (await Task.WhenAll(uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)))).Select(o => ((UploadOutcome.Stored)o).Sequence).ShouldAllBe(sequence => sequence == round);
         }
 
         var transactions = await StoredEvents.ScalarAsync<long>(store,
