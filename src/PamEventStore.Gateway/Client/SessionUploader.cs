@@ -18,8 +18,25 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
 
     public bool LegacyMode { get; private set; }
 
-    /// <summary>The newest head of the session's chain the service answered: what this gateway holds of it outside the store.</summary>
+    /// <summary>
+    /// The newest head of the session's chain the service answered: what this gateway holds of it outside
+    /// the store. It stops advancing once an answer went back (<see cref="ChainWentBack"/>), so it keeps
+    /// the head from before the cut, which is what shows the cut.
+    /// </summary>
     public KeptHead? LastHead { get; private set; }
+
+    /// <summary>
+    /// A batch was stored at a chain length no longer than one answered before: events of the session
+    /// were removed from the store since (only a cut makes a chain shorter). <see cref="LastHead"/> shows it.
+    /// </summary>
+    public bool ChainWentBack { get; private set; }
+
+    private void Keep(KeptHead? head)
+    {
+        if (head is null || ChainWentBack) return;
+        if (LastHead is { } last && head.Length <= last.Length) ChainWentBack = true;
+        else LastHead = head;
+    }
 
     /// <returns>The service's answer, or null when there was nothing to send.</returns>
     public async Task<UploadResult?> FlushAsync(CancellationToken ct)
@@ -38,9 +55,16 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
             return UploadResult.NoAnswer(e.Message);
         }
 
-        if (result.Succeeded) File.Acknowledge(batch);
-        if (result.Head is { } head && head.Length > (LastHead?.Length ?? 0)) LastHead = head;
-        else if (result.MeansOldPlatform) LegacyMode = true;
+        if (result.Succeeded)
+        {
+            File.Acknowledge(batch);
+            Keep(result.Head);
+        }
+        else if (result.MeansOldPlatform)
+        {
+            LegacyMode = true;
+        }
+
         return result;
     }
 
@@ -51,7 +75,7 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         await FlushAsync(ct);
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
         var seal = KeptHead.SealOf(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
-        if (seal is not null && seal.Length > (LastHead?.Length ?? 0)) LastHead = seal;
+        Keep(seal);
         return seal;
     }
 }

@@ -70,6 +70,17 @@ public static class VerifySessionEndpoint
         var (expected, problem) = ExpectedHead.From(request.Query);
         if (problem is not null) return problem.ToResult();
 
+        // A reader of another project is turned away before it takes a turn, by the snapshot as the UI reads it.
+        if (await SnapshotOrNullAsync(db, sessionId, ct) is { ProjectId.Length: > 0 } known && !caller.CanSeeProject(known.ProjectId))
+        {
+            return Problems.SessionNotFound(sessionId).ToResult();
+        }
+
+        // It reads every event with its content, a window at a time: it takes a turn as a log page does,
+        // before it holds a connection, so those waiting for a turn hold none.
+        using var turn = await turns.TakeAsync(ct);
+        if (turn is null) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
+
         // One read-only snapshot of the database for everything it reads: uploads committed meanwhile
         // (a live session) are not seen, so what disagrees was changed, not merely written since.
         await using var stored = await StoredStream.OpenAsync(db, sessionId, ct);
@@ -77,15 +88,11 @@ public static class VerifySessionEndpoint
 
         // Authorised by the session's project as its snapshot and its first event give it: both, when
         // both read, so neither an edited snapshot nor an edited first event opens the report to another project.
-        string?[] projects = [head.Snapshot?.ProjectId, head.StartedProject];
+        string?[] projects = [head.Snapshot?.ProjectId is { Length: > 0 } project ? project : null, head.StartedProject];
         if (!head.Exists || projects.All(p => p is null) || projects.OfType<string>().Any(p => !caller.CanSeeProject(p)))
         {
             return Problems.SessionNotFound(sessionId).ToResult();
         }
-
-        // It reads every event with its content, a window at a time: it takes a turn as a log page does.
-        using var turn = await turns.TakeAsync(ct);
-        if (turn is null) return Problems.PagesBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
 
         var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), head, expected, db.DocumentStore.Options.Serializer().ToJson);
         var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
@@ -109,6 +116,25 @@ public static class VerifySessionEndpoint
     }
 
     private const int RetryAfterSeconds = 1;
+
+    /// <summary>The snapshot as Marten reads it, or null when there is none or it does not read (the check reports that).</summary>
+    private static async Task<PamSession?> SnapshotOrNullAsync(IQuerySession db, Guid sessionId, CancellationToken ct)
+    {
+        try
+        {
+            return await db.LoadAsync<PamSession>(sessionId, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Snapshot fields added after links existed: a snapshot written before them lacks them, and is
+    /// compared without them. Any other field missing from a snapshot reads as its default in the UI, so it is compared.
+    /// </summary>
+    private static readonly HashSet<string> FieldsAddedSinceLinks = ["seal"];
 
     /// <summary>Opens recorded content as a log page does: a link covers its fingerprint, this checks the content against it.</summary>
     private static async Task<BatchReadStatus?> OpenAsync(
@@ -261,22 +287,30 @@ public static class VerifySessionEndpoint
         }
 
         /// <summary>
-        /// The snapshot is what the UI shows: every field it holds must be what the events up to it give.
-        /// A field it lacks was added after it was written (a snapshot from before that field existed).
+        /// The snapshot is what the UI shows: every field, as the UI reads it, must be what the events up
+        /// to it give; only a field added since links existed may be missing (a snapshot written before it).
         /// </summary>
         private void CompareSnapshot(long version)
         {
-            if (!_replayable || _replayed is null || stored.SnapshotJson is not { } snapshot) return; // an event before it is already reported
+            // An event before it is already reported when it cannot be replayed.
+            if (!_replayable || _replayed is null || stored.Snapshot is not { } snapshot || stored.SnapshotJson is not { } storedJson) return;
+
+            // As the UI reads it (a field missing from the row reads as its default), against what the events give.
+            using var read = JsonDocument.Parse(toJson(snapshot));
             using var replayed = JsonDocument.Parse(toJson(_replayed));
-            var differing = snapshot.EnumerateObject()
-                .Where(field => !replayed.RootElement.TryGetProperty(field.Name, out var expected) || !JsonElement.DeepEquals(field.Value, expected))
-                .Select(field => field.Name)
+            var differing = read.RootElement.EnumerateObject().Select(field => field.Name)
+                .Union(replayed.RootElement.EnumerateObject().Select(field => field.Name))
+                .Where(name => !(FieldsAddedSinceLinks.Contains(name) && !storedJson.TryGetProperty(name, out _)))
+                .Where(name => !SameField(read.RootElement, replayed.RootElement, name))
                 .ToList();
             if (differing.Count > 0)
             {
                 Add(version, "snapshot", $"The session's snapshot is not what its events give, in: {string.Join(", ", differing)}.");
             }
         }
+
+        private static bool SameField(JsonElement a, JsonElement b, string name) =>
+            a.TryGetProperty(name, out var x) && b.TryGetProperty(name, out var y) && JsonElement.DeepEquals(x, y);
 
         private void MissingUpTo(long version)
         {

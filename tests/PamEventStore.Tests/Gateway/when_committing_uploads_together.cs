@@ -163,6 +163,16 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
         await Should.ThrowAsync<ArgumentException>(failing);
         outcomes.Select(Decided).ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+
+        // Each retried alone after its group failed: each answers where its own session's chain then stands.
+        foreach (var (session, outcome) in sessions.Skip(1).Zip(outcomes))
+        {
+            var view = await _org.SessionAsync(session);
+            var chain = ((UploadOutcome.Stored)outcome).Chain.ShouldNotBeNull();
+            chain.Length.ShouldBe(view.GetProperty("chainLength").GetInt64());
+            Convert.ToBase64String(chain.Head).ShouldBe(view.GetProperty("chainHead").GetString());
+        }
+
         var stored = await EventRows(sessions);
         stored.Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(sessions.Skip(1), ignoreOrder: true);
         stored.ShouldNotContain(e => e.Stream == sessions[0] && e.Type != "session_started");

@@ -70,6 +70,35 @@ public sealed class the_reference_gateway(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_gateway_keeps_the_head_from_before_a_cut_and_says_the_chain_went_back()
+    {
+        var client = Client();
+        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
+        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: false);
+        async Task Record(int line)
+        {
+            uploader.File.Append(Encoding.UTF8.GetBytes($$"""{"timestamp":"2026-12-05T10:00:0{{line}}Z","eventType":"output","data":"{{Convert.ToBase64String(Encoding.UTF8.GetBytes($"line {line}"))}}","elapsedTime":{{line}}}"""));
+            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+        }
+
+        for (var i = 0; i < 3; i++) await Record(i);
+        var beforeCut = uploader.LastHead.ShouldNotBeNull();
+        beforeCut.Length.ShouldBe(5);
+
+        // Batches 1 and 2 are cut from the store, thoroughly; the gateway goes on recording and ends.
+        await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 3);
+        for (var i = 3; i < 6; i++) await Record(i);
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
+
+        uploader.ChainWentBack.ShouldBeTrue();
+        uploader.LastHead.ShouldBe(beforeCut);
+        (await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, seal)).GetProperty("intact").GetBoolean().ShouldBeTrue();
+        var report = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, uploader.LastHead);
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        report.GetProperty("problems")[0].GetProperty("kind").GetString().ShouldBe("expected");
+    }
+
+    [Fact]
     public void the_seal_is_read_from_the_session_s_seal_not_its_current_head()
     {
         // Ended, then a final flush chained on after the end: the head has moved, the seal has not.

@@ -37,6 +37,30 @@ public static class StoredEvents
         }
     }
 
+    /// <summary>
+    /// What a thorough database writer does to cut a stream's end: removes the events past
+    /// <paramref name="kept"/>, sets the stream's row back, and writes the snapshot the events left give.
+    /// </summary>
+    public static async Task RewindAsync(PamStoreHost store, Org org, Guid sessionId, long kept)
+    {
+        await ExecuteAsync(store,
+            "delete from pam.mt_events where tenant_id = @org and stream_id = @session and version > @kept;" +
+            "update pam.mt_streams set version = @kept where tenant_id = @org and id = @session",
+            ("org", org.Id), ("session", sessionId), ("kept", kept));
+        await SetSnapshotAsync(store, org, sessionId, kept);
+    }
+
+    /// <summary>Writes the session's snapshot as its events up to <paramref name="version"/> give it.</summary>
+    public static async Task SetSnapshotAsync(PamStoreHost store, Org org, Guid sessionId, long version)
+    {
+        var documents = store.Host.Services.GetRequiredService<IDocumentStore>();
+        await using var query = documents.QuerySession(org.Id);
+        PamSession? replayed = null;
+        foreach (var e in await query.Events.FetchStreamAsync(sessionId, version: version)) replayed = PamSession.Replay(replayed, e.Data, e.Version);
+        await ExecuteAsync(store, "update pam.mt_doc_pamsession set data = @data::jsonb where tenant_id = @org and id = @session",
+            ("org", org.Id), ("session", sessionId), ("data", documents.Options.Serializer().ToJson(replayed)));
+    }
+
     public static Task<int> ExecuteAsync(PamStoreHost store, string sql, params (string Name, object Value)[] parameters) =>
         WithCommandAsync(store, sql, parameters, command => command.ExecuteNonQueryAsync());
 

@@ -181,29 +181,9 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         ProblemsOf(Report(await Integrity(session))).ShouldContain((gap, "altered"));
     }
 
-    /// <summary>
-    /// What a thorough database writer does to cut a stream's end: removes the events past
-    /// <paramref name="kept"/>, sets the stream's row back, and writes the snapshot the events left give.
-    /// </summary>
-    private async Task RewindAsync(Guid session, long kept)
-    {
-        await StoredEvents.ExecuteAsync(store,
-            "delete from pam.mt_events where tenant_id = @org and stream_id = @session and version > @kept;" +
-            "update pam.mt_streams set version = @kept where tenant_id = @org and id = @session",
-            ("org", _org.Id), ("session", session), ("kept", kept));
-        await SetSnapshotAsync(session, kept);
-    }
+    private Task RewindAsync(Guid session, long kept) => StoredEvents.RewindAsync(store, _org, session, kept);
 
-    /// <summary>Writes the session's snapshot as its events up to <paramref name="version"/> give it.</summary>
-    private async Task SetSnapshotAsync(Guid session, long version)
-    {
-        var documents = store.Host.Services.GetRequiredService<IDocumentStore>();
-        await using var query = documents.QuerySession(_org.Id);
-        PamSession? replayed = null;
-        foreach (var e in await query.Events.FetchStreamAsync(session, version: version)) replayed = PamSession.Replay(replayed, e.Data, e.Version);
-        await StoredEvents.ExecuteAsync(store, "update pam.mt_doc_pamsession set data = @data::jsonb where tenant_id = @org and id = @session",
-            ("org", _org.Id), ("session", session), ("data", documents.Options.Serializer().ToJson(replayed)));
-    }
+    private Task SetSnapshotAsync(Guid session, long version) => StoredEvents.SetSnapshotAsync(store, _org, session, version);
 
     [Fact]
     public async Task editing_the_snapshot_alone_is_reported_with_the_fields_edited()
@@ -223,6 +203,59 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         ProblemsOf(report).ShouldBe([(7, "snapshot")]);
         var detail = report.GetProperty("problems")[0].GetProperty("detail").GetString()!;
         foreach (var field in new[] { "userId", "gapCount", "missingBytes", "gaps" }) detail.ShouldContain(field);
+    }
+
+    [Theory]
+    [InlineData("status")]
+    [InlineData("gapCount")]
+    [InlineData("conflictCount")]
+    [InlineData("endedAt")]
+    [InlineData("chainHead")]
+    public async Task a_field_removed_from_the_snapshot_is_reported(string field)
+    {
+        var (session, _) = await RecordedAndEnded();
+
+        // The UI reads a missing field as its default: the session would look live, or complete.
+        await StoredEvents.ExecuteAsync(store, "update pam.mt_doc_pamsession set data = data - @field where tenant_id = @org and id = @session",
+            ("org", _org.Id), ("session", session), ("field", field));
+
+        var report = Report(await Integrity(session));
+
+        ProblemsOf(report).ShouldBe([(7, "snapshot")]);
+        report.GetProperty("problems")[0].GetProperty("detail").GetString()!.ShouldContain(field);
+    }
+
+    [Fact]
+    public async Task a_snapshot_without_its_project_is_reported_to_the_project_s_readers_by_the_first_event()
+    {
+        var (session, _) = await RecordedAndEnded();
+        await StoredEvents.ExecuteAsync(store, "update pam.mt_doc_pamsession set data = data - 'projectId' where tenant_id = @org and id = @session",
+            ("org", _org.Id), ("session", session));
+
+        var projectReader = TestKeys.Token(new TokenClaims(_org.Id, "carol", "user", Scopes: [PamScopes.Read], ProjectIds: ["project-1"]));
+        ProblemsOf(Report(await Integrity(session, token: projectReader))).ShouldBe([(7, "snapshot")]);
+        (await Integrity(session, token: TestKeys.Token(new TokenClaims(_org.Id, "bob", "user", Scopes: [PamScopes.Read], ProjectIds: ["project-2"]))))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+    }
+
+    [Fact]
+    public async Task checks_waiting_for_a_turn_hold_no_database_connection()
+    {
+        var session = await _org.CreateSessionAsync();
+        var turns = store.Host.Services.GetRequiredService<PageTurns>();
+        const string waitingInTransaction =
+            "select count(*) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and pid <> pg_backend_pid()";
+
+        Reply[] answers;
+        using (await HeldTurns.TakeAllAsync(turns.AtOnce, () => turns.TakeAsync(CancellationToken.None)))
+        {
+            var waiting = Enumerable.Range(0, 4).Select(_ => Integrity(session)).ToArray();
+            await Task.Delay(PamStoreHost.PagesWait / 2);
+            (await StoredEvents.ScalarAsync<long>(store, waitingInTransaction)).ShouldBe(0);
+            answers = await Task.WhenAll(waiting);
+        }
+
+        answers.ShouldAllBe(a => a.Status == HttpStatusCode.ServiceUnavailable);
     }
 
     [Fact]
