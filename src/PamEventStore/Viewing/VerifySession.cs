@@ -27,9 +27,10 @@ public sealed record IntegrityProblem(long Version, string Kind, string Detail);
 
 /// <param name="Intact">Every event is there, reads, and its link and content verify; the snapshot is what the events give; any expected head agrees.</param>
 /// <param name="Sealed">
-/// The session was sealed: a verified <c>session_ended</c> event is in its stream, so nothing before it was
-/// changed since. Events after it (final flushes within the grace window, refused late uploads) are
-/// chained on after the seal, as safe as the newest head a reader kept.
+/// Intact, and sealed: a verified <c>session_ended</c> event is in its stream. Nothing before the seal can
+/// have been changed without its link failing; a cut of its end shows only against a head kept outside
+/// the store. Events after it (final flushes within the grace window, refused late uploads) are chained
+/// on after the seal, as safe as the newest head a reader kept.
 /// </param>
 /// <param name="ChainLength">Events in the stream as read; <paramref name="ChainHead"/> is the stored link of the last.</param>
 /// <param name="MoreProblems">Problems found beyond the first <see cref="VerifySessionEndpoint.MaxListedProblems"/> listed.</param>
