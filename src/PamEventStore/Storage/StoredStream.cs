@@ -1,5 +1,4 @@
 using System.Data;
-using System.Text.Json;
 using Marten;
 using Npgsql;
 using PamEventStore.Sessions;
@@ -11,10 +10,9 @@ public sealed record StoredEvent(long Version, string Type, object? Data);
 
 /// <summary>
 /// What is stored of a session besides its events: the snapshot (null when there is none or it does not
-/// read), its JSON as stored (to compare only the fields it has), the version its stream's row holds, and
-/// the project of its first event (null when there is none).
+/// read), the version its stream's row holds, and the project of its first event (null when there is none).
 /// </summary>
-public sealed record StoredHead(PamSession? Snapshot, JsonElement? SnapshotJson, bool HasSnapshotRow, long StreamVersion, string? StartedProject)
+public sealed record StoredHead(PamSession? Snapshot, bool HasSnapshotRow, long StreamVersion, string? StartedProject)
 {
     /// <summary>Anything at all is stored of this session in the org.</summary>
     public bool Exists => HasSnapshotRow || StreamVersion > 0 || StartedProject is not null;
@@ -76,8 +74,7 @@ public sealed class StoredStream : IAsyncDisposable
         await reader.NextResultAsync(ct);
         var startedProject = await reader.ReadAsync(ct) && !await reader.IsDBNullAsync(0, ct) ? reader.GetString(0) : null;
 
-        var (snapshot, json) = ReadSnapshot(text);
-        return new StoredHead(snapshot, json, hasSnapshotRow, streamVersion, startedProject);
+        return new StoredHead(ReadSnapshot(text), hasSnapshotRow, streamVersion, startedProject);
     }
 
     /// <summary>Up to <paramref name="count"/> events after <paramref name="after"/>, in version order.</summary>
@@ -120,18 +117,16 @@ public sealed class StoredStream : IAsyncDisposable
         }
     }
 
-    private (PamSession?, JsonElement?) ReadSnapshot(string? text)
+    private PamSession? ReadSnapshot(string? text)
     {
-        if (text is null) return (null, null);
+        if (text is null || !text.TrimStart().StartsWith('{')) return null;
         try
         {
-            using var document = JsonDocument.Parse(text);
-            if (document.RootElement.ValueKind != JsonValueKind.Object) return (null, null);
-            return (_options.Serializer().FromJson<PamSession>(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text))), document.RootElement.Clone());
+            return _options.Serializer().FromJson<PamSession>(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text)));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            return (null, null);
+            return null;
         }
     }
 

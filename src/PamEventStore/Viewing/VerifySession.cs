@@ -131,11 +131,6 @@ public static class VerifySessionEndpoint
         }
     }
 
-    /// <summary>
-    /// Snapshot fields added after links existed: a snapshot written before them lacks them, and is
-    /// compared without them. Any other field missing from a snapshot reads as its default in the UI, so it is compared.
-    /// </summary>
-    private static readonly HashSet<string> FieldsAddedSinceLinks = ["seal"];
 
     /// <summary>Opens recorded content as a log page does: a link covers its fingerprint, this checks the content against it.</summary>
     private static async Task<BatchReadStatus?> OpenAsync(
@@ -288,20 +283,20 @@ public static class VerifySessionEndpoint
         }
 
         /// <summary>
-        /// The snapshot is what the UI shows: every field, as the UI reads it, must be what the events up
-        /// to it give; only a field added since links existed may be missing (a snapshot written before it).
+        /// The snapshot is what the UI shows: every field, as the UI reads it (a field missing from the row
+        /// reads as its default), must be what the events up to it give. A snapshot written before links
+        /// existed lacks the chain's fields, and its events give none: they compare equal.
         /// </summary>
         private void CompareSnapshot(long version)
         {
             // An event before it is already reported when it cannot be replayed.
-            if (!_replayable || _replayed is null || stored.Snapshot is not { } snapshot || stored.SnapshotJson is not { } storedJson) return;
+            if (!_replayable || _replayed is null || stored.Snapshot is not { } snapshot) return;
 
             // As the UI reads it (a field missing from the row reads as its default), against what the events give.
             using var read = JsonDocument.Parse(toJson(snapshot));
             using var replayed = JsonDocument.Parse(toJson(_replayed));
             var differing = read.RootElement.EnumerateObject().Select(field => field.Name)
                 .Union(replayed.RootElement.EnumerateObject().Select(field => field.Name))
-                .Where(name => !(FieldsAddedSinceLinks.Contains(name) && !storedJson.TryGetProperty(name, out _)))
                 .Where(name => !SameField(read.RootElement, replayed.RootElement, name))
                 .ToList();
             if (differing.Count > 0)
