@@ -26,7 +26,8 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     public KeptHead? LastHead { get; private set; }
 
     /// <summary>
-    /// A batch was stored at a chain length no longer than one answered before: events of the session
+    /// A batch was stored at a chain length no longer than one answered before (uploads only: an end answers
+    /// the seal, which may be older than a final flush stored after another's end): events of the session
     /// were removed from the store since (only a cut makes a chain shorter). <see cref="LastHead"/> shows it.
     /// </summary>
     public bool ChainWentBack { get; private set; }
@@ -74,8 +75,10 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     {
         await FlushAsync(ct);
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
+        // The end answers the session's seal, which a final flush after another's end is chained on after:
+        // an older seal is no cut, only nothing newer to keep.
         var seal = KeptHead.SealOf(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
-        Keep(seal);
+        if (seal is not null && !ChainWentBack && seal.Length > (LastHead?.Length ?? 0)) LastHead = seal;
         return seal;
     }
 }

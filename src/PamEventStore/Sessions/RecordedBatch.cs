@@ -22,6 +22,18 @@ public sealed class RecordedBatch
     public int SegmentEnd { get; set; }
     public byte[] OffsetFingerprint { get; set; } = [];
 
+    /// <summary>The entry a stored batch event gives: what the projection writes, and what the integrity check expects.</summary>
+    public static RecordedBatch Of(Guid sessionId, BatchUploaded batch, long streamVersion) => new()
+    {
+        Id = IdFor(sessionId, batch.Sequence),
+        SessionId = sessionId,
+        Sequence = batch.Sequence,
+        StartOffset = batch.StartOffset,
+        StreamVersion = streamVersion,
+        SegmentEnd = batch.FirstEventIndex + batch.EventCount,
+        OffsetFingerprint = batch.OffsetFingerprint,
+    };
+
     /// <summary>Batches are found by session and sequence through the primary key, no extra index.</summary>
     public static string IdFor(Guid sessionId, long sequence) => $"{sessionId:N}:{sequence}";
 
@@ -38,14 +50,5 @@ public sealed class RecordedBatch
 
 public partial class RecordedBatchProjection : EventProjection
 {
-    public RecordedBatch Create(IEvent<BatchUploaded> e) => new()
-    {
-        Id = RecordedBatch.IdFor(e.StreamId, e.Data.Sequence),
-        SessionId = e.StreamId,
-        Sequence = e.Data.Sequence,
-        StartOffset = e.Data.StartOffset,
-        StreamVersion = e.Version,
-        SegmentEnd = e.Data.FirstEventIndex + e.Data.EventCount,
-        OffsetFingerprint = e.Data.OffsetFingerprint,
-    };
+    public RecordedBatch Create(IEvent<BatchUploaded> e) => RecordedBatch.Of(e.StreamId, e.Data, e.Version);
 }

@@ -74,7 +74,7 @@ public sealed class StoredStream : IAsyncDisposable
         await reader.NextResultAsync(ct);
         var startedProject = await reader.ReadAsync(ct) && !await reader.IsDBNullAsync(0, ct) ? reader.GetString(0) : null;
 
-        return new StoredHead(ReadSnapshot(text), hasSnapshotRow, streamVersion, startedProject);
+        return new StoredHead(Read<PamSession>(text), hasSnapshotRow, streamVersion, startedProject);
     }
 
     /// <summary>Up to <paramref name="count"/> events after <paramref name="after"/>, in version order.</summary>
@@ -97,6 +97,19 @@ public sealed class StoredStream : IAsyncDisposable
         return events;
     }
 
+    /// <summary>The batch index entries of these ids; an entry that does not read is null, one that is not there absent.</summary>
+    public async Task<IReadOnlyDictionary<string, RecordedBatch?>> IndexEntriesAsync(IReadOnlyCollection<string> ids, CancellationToken ct)
+    {
+        var entries = new Dictionary<string, RecordedBatch?>(StringComparer.Ordinal);
+        if (ids.Count == 0) return entries;
+
+        await using var command = Command($"select id, data::text from {_options.DatabaseSchemaName}.mt_doc_recordedbatch where tenant_id = @tenant and id = any(@ids)");
+        command.Parameters.Add(new NpgsqlParameter<string[]>("ids", ids.ToArray()));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) entries[reader.GetString(0)] = Read<RecordedBatch>(reader.GetString(1));
+        return entries;
+    }
+
     /// <summary>An event of a type that carries ciphertext reads only from <c>bdata</c>, every other only from <c>data</c>.</summary>
     private async Task<object?> ReadAsync(NpgsqlDataReader reader, Type type, CancellationToken ct)
     {
@@ -117,12 +130,13 @@ public sealed class StoredStream : IAsyncDisposable
         }
     }
 
-    private PamSession? ReadSnapshot(string? text)
+    /// <summary>A document as its JSON reads, or null when it does not.</summary>
+    private T? Read<T>(string? text) where T : class
     {
         if (text is null || !text.TrimStart().StartsWith('{')) return null;
         try
         {
-            return _options.Serializer().FromJson<PamSession>(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text)));
+            return _options.Serializer().FromJson<T>(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text)));
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {

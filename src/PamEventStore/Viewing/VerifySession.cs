@@ -19,7 +19,9 @@ namespace PamEventStore.Viewing;
 /// before links existed), <c>altered</c> (its link does not verify: the event, its place or an event
 /// before it was changed, or it was made without the org's key), <c>undecryptable</c> or
 /// <c>hash-mismatch</c> (its recorded content), <c>snapshot</c> (the session's snapshot is not what
-/// its events give, or it or the stream's row disagree with the events' versions), <c>expected</c>
+/// its events give, or it or the stream's row disagree with the events' versions), <c>index</c> (a
+/// batch's entry in the batch index, through which log pages find it, is not what its event gives, or
+/// is gone), <c>keys</c> (the org's keys do not open: nothing could be checked), <c>expected</c>
 /// (the head given by the caller is not the stored link at that length: the stream was cut or
 /// rewritten since).
 /// </summary>
@@ -95,8 +97,8 @@ public static class VerifySessionEndpoint
             return Problems.SessionNotFound(sessionId).ToResult();
         }
 
-        var check = new ChainCheck(caller.OrgId, sessionId, await cipher.ChainAsync(caller.OrgId, ct), head, expected, db.DocumentStore.Options.Serializer().ToJson);
-        var fingerprint = await cipher.FingerprintAsync(caller.OrgId, ct);
+        var (chain, fingerprint) = await OrgKeysAsync(cipher, caller.OrgId, ct);
+        var check = new ChainCheck(caller.OrgId, sessionId, chain, head, expected, db.DocumentStore.Options.Serializer().ToJson);
 
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
@@ -106,7 +108,19 @@ public static class VerifySessionEndpoint
             foreach (var e in events)
             {
                 check.Next(e);
-                if (await OpenAsync(cipher, fingerprint, caller.OrgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok) check.Content(e.Version, status);
+                if (fingerprint is not null && await OpenAsync(cipher, fingerprint, caller.OrgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok)
+                {
+                    check.Content(e.Version, status);
+                }
+            }
+
+            // Log pages find batches through the batch index, and re-uploads are judged against it: each
+            // entry must be what its event gives, or a page would read a batch as missing, or another one.
+            var batches = events.Where(e => e.Data is BatchUploaded).Select(e => (e.Version, Batch: (BatchUploaded)e.Data!)).ToList();
+            var entries = await stored.IndexEntriesAsync(batches.Select(b => RecordedBatch.IdFor(sessionId, b.Batch.Sequence)).ToList(), ct);
+            foreach (var (version, batch) in batches)
+            {
+                check.Index(version, RecordedBatch.Of(sessionId, batch, version), entries.GetValueOrDefault(RecordedBatch.IdFor(sessionId, batch.Sequence)));
             }
 
             if (events.Count < Window) break;
@@ -117,6 +131,22 @@ public static class VerifySessionEndpoint
     }
 
     private const int RetryAfterSeconds = 1;
+
+    /// <summary>
+    /// The org's chain and fingerprint keys; both null when it has none, or they do not open (a master key
+    /// missing from configuration, or its key ring altered): then the check says so once, instead of failing.
+    /// </summary>
+    private static async Task<(SessionChain? Chain, ContentFingerprint? Fingerprint)> OrgKeysAsync(RecordingCipher cipher, string orgId, CancellationToken ct)
+    {
+        try
+        {
+            return (await cipher.ChainAsync(orgId, ct), await cipher.FingerprintAsync(orgId, ct));
+        }
+        catch (Exception e) when (e is CryptographicException or InvalidOperationException)
+        {
+            return (null, null);
+        }
+    }
 
     /// <summary>The snapshot as Marten reads it, or null when there is none or it does not read (the check reports that).</summary>
     private static async Task<PamSession?> SnapshotOrNullAsync(IQuerySession db, Guid sessionId, CancellationToken ct)
@@ -192,6 +222,7 @@ public static class VerifySessionEndpoint
         private bool _snapshotSeen;
         private PamSession? _replayed;
         private bool _replayable = true;
+        private bool _unverifiable;
 
         public long LastVersion => _version;
 
@@ -210,7 +241,11 @@ public static class VerifySessionEndpoint
             {
                 Add(version, "unlinked", $"The {row.Type} event here carries no link: it was not appended by this service.");
             }
-            else if (chain is null || !chain.Verifies(orgId, sessionId, version, _head, e))
+            else if (chain is null)
+            {
+                _unverifiable = true; // reported once, in the report
+            }
+            else if (!chain.Verifies(orgId, sessionId, version, _head, e))
             {
                 Add(version, "altered", $"The {row.Type} event's link does not verify: it, its place, or the event before it was changed, or it was not made with the org's key.");
             }
@@ -247,8 +282,29 @@ public static class VerifySessionEndpoint
             ? "Its recorded content opens but is not the content that was accepted."
             : "Its recorded content does not open under its key at its place: altered, moved, or its key is gone.");
 
+        /// <summary>The batch index entry of the batch event at <paramref name="version"/>, against the entry the event gives.</summary>
+        public void Index(long version, RecordedBatch expected, RecordedBatch? entry)
+        {
+            if (entry is null)
+            {
+                Add(version, "index", $"Batch {expected.Sequence} has no entry in the batch index, or its entry does not read: log pages read it as missing.");
+                return;
+            }
+
+            var differing = Differing(toJson(entry), toJson(expected));
+            if (differing.Count > 0)
+            {
+                Add(version, "index", $"The batch index entry of batch {expected.Sequence} is not what its event gives, in: {string.Join(", ", differing)}.");
+            }
+        }
+
         public IntegrityReport Report()
         {
+            if (_unverifiable)
+            {
+                Add(0, "keys", "The org's keys do not open (a master key missing from configuration, or the org's key ring altered): no link and no recorded content could be checked.");
+            }
+
             // Events up to the stream's row must all be there, and none past it.
             MissingUpTo(stored.StreamVersion);
             if (expected is not null && !_expectedSeen)
@@ -279,7 +335,8 @@ public static class VerifySessionEndpoint
             }
 
             var intact = _problems.Count == 0 && _more == 0;
-            return new IntegrityReport(sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, _problems, _more);
+            return new IntegrityReport(
+                sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, _problems.OrderBy(p => p.Version).ToList(), _more);
         }
 
         /// <summary>
@@ -293,16 +350,22 @@ public static class VerifySessionEndpoint
             if (!_replayable || _replayed is null || stored.Snapshot is not { } snapshot) return;
 
             // As the UI reads it (a field missing from the row reads as its default), against what the events give.
-            using var read = JsonDocument.Parse(toJson(snapshot));
-            using var replayed = JsonDocument.Parse(toJson(_replayed));
-            var differing = read.RootElement.EnumerateObject().Select(field => field.Name)
-                .Union(replayed.RootElement.EnumerateObject().Select(field => field.Name))
-                .Where(name => !SameField(read.RootElement, replayed.RootElement, name))
-                .ToList();
+            var differing = Differing(toJson(snapshot), toJson(_replayed));
             if (differing.Count > 0)
             {
                 Add(version, "snapshot", $"The session's snapshot is not what its events give, in: {string.Join(", ", differing)}.");
             }
+        }
+
+        /// <summary>The names of the top-level fields two documents' JSON disagree on.</summary>
+        private static List<string> Differing(string storedJson, string expectedJson)
+        {
+            using var stored = JsonDocument.Parse(storedJson);
+            using var expected = JsonDocument.Parse(expectedJson);
+            return stored.RootElement.EnumerateObject().Select(field => field.Name)
+                .Union(expected.RootElement.EnumerateObject().Select(field => field.Name))
+                .Where(name => !SameField(stored.RootElement, expected.RootElement, name))
+                .ToList();
         }
 
         private static bool SameField(JsonElement a, JsonElement b, string name) =>

@@ -99,6 +99,27 @@ public sealed class the_reference_gateway(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_final_flush_after_the_platform_ended_the_session_is_no_cut()
+    {
+        var client = Client();
+        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
+        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: true);
+        uploader.File.Append(Encoding.UTF8.GetBytes("""{"timestamp":"2026-12-05T10:00:00Z","eventType":"output","data":"bGluZSAw","elapsedTime":0}"""));
+        (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+
+        // The platform ends it first; the gateway's final flush is stored after the end, then the gateway ends it
+        // too and is answered the seal from before its flush; and once more.
+        await client.EndSessionAsync(_tokens.Platform(_org), sessionId);
+        uploader.File.Append(Encoding.UTF8.GetBytes("""{"timestamp":"2026-12-05T10:00:01Z","eventType":"output","data":"bGluZSAx","elapsedTime":1}"""));
+        var seal = await uploader.EndAsync("cancellation", CancellationToken.None);
+        await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        uploader.ChainWentBack.ShouldBeFalse();
+        uploader.LastHead.ShouldNotBeNull().Length.ShouldBeGreaterThan(seal.ShouldNotBeNull().Length);
+        (await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, uploader.LastHead)).GetProperty("intact").GetBoolean().ShouldBeTrue();
+    }
+
+    [Fact]
     public void the_seal_is_read_from_the_session_s_seal_not_its_current_head()
     {
         // Ended, then a final flush chained on after the end: the head has moved, the seal has not.

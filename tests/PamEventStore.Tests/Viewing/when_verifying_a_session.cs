@@ -244,7 +244,9 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     {
         var session = await _org.CreateSessionAsync();
         var turns = store.Host.Services.GetRequiredService<PageTurns>();
-        const string waitingInTransaction =
+        // An open transaction is what a waiting check must not hold (a pooled connection left idle is the
+        // pool's, and looks the same from the server as one held: the transaction is what tells them apart).
+        const string inTransaction =
             "select count(*) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and pid <> pg_backend_pid()";
 
         Reply[] answers;
@@ -252,7 +254,7 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         {
             var waiting = Enumerable.Range(0, 4).Select(_ => Integrity(session)).ToArray();
             await Task.Delay(PamStoreHost.PagesWait / 2);
-            (await StoredEvents.ScalarAsync<long>(store, waitingInTransaction)).ShouldBe(0);
+            (await StoredEvents.ScalarAsync<long>(store, inTransaction)).ShouldBe(0);
             answers = await Task.WhenAll(waiting);
         }
 
@@ -610,7 +612,51 @@ public sealed class when_verifying_a_session(PamStoreHost store)
             "update pam.mt_events set bdata = decode(replace(encode(bdata, 'hex'), encode('\"eventCount\":1'::bytea, 'hex'), encode('\"eventCount\":9'::bytea, 'hex')), 'hex') " +
             $"where {StoredEvents.BatchRow}", StoredEvents.BatchRowParameters(_org, session, 1))).ShouldBe(1);
 
-        ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "altered"), (5, "snapshot")]);
+        // Its batch index entry no longer agrees with it either.
+        ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "altered"), (4, "index"), (5, "snapshot")]);
+    }
+
+    [Fact]
+    public async Task a_batch_index_entry_pointed_at_another_batch_is_reported()
+    {
+        var session = await ThreeBatches();
+
+        // Batch 0's entry now points at batch 2's row: a log page would read batches 0 and 1 as missing.
+        await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_doc_recordedbatch set data = jsonb_set(data, '{streamVersion}', to_jsonb(5)) where tenant_id = @org and id = @batchId",
+            ("org", _org.Id), ("batchId", RecordedBatch.IdFor(session, 0)));
+
+        var report = Report(await Integrity(session));
+
+        ProblemsOf(report).ShouldBe([(3, "index")]);
+        report.GetProperty("problems")[0].GetProperty("detail").GetString()!.ShouldContain("streamVersion");
+    }
+
+    [Fact]
+    public async Task a_removed_batch_index_entry_is_reported()
+    {
+        var session = await ThreeBatches();
+        await StoredEvents.ExecuteAsync(store, "delete from pam.mt_doc_recordedbatch where tenant_id = @org and id = @batchId",
+            ("org", _org.Id), ("batchId", RecordedBatch.IdFor(session, 1)));
+
+        ProblemsOf(Report(await Integrity(session))).ShouldBe([(4, "index")]);
+    }
+
+    [Fact]
+    public async Task an_org_whose_keys_no_longer_open_is_reported_not_a_failure()
+    {
+        var session = await ThreeBatches();
+
+        // The org's fingerprint key, from which the chain's key comes, is damaged; the node loads its keys again.
+        (await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_doc_orgkeyring set data = jsonb_set(data, '{fingerprintKey,wrapped}', to_jsonb(@garbage::text)) where tenant_id = @org",
+            ("garbage", Convert.ToBase64String(new byte[60])), ("org", _org.Id))).ShouldBe(1);
+        await store.Host.Services.GetRequiredService<OrgDataKeys>().RotateAsync(_org.Id, CancellationToken.None);
+
+        var report = Report(await Integrity(session));
+
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldBe([(0, "keys")]);
     }
 
     [Fact]
