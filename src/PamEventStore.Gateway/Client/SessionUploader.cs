@@ -77,7 +77,16 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
         // The end answers the session's seal, which a final flush after another's end is chained on after:
         // an older seal is no cut, only nothing newer to keep.
-        var seal = KeptHead.SealOf(await client.EndSessionAsync(gatewayToken, sessionId, reason, ct));
+        // The end answers the session's chain as it stands: shorter than a head answered before means a cut
+        // (ending appends at most one event, and never removes one).
+        var session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
+        if (LastHead is { } last && session.TryGetProperty("chainLength", out var length) && length.ValueKind == System.Text.Json.JsonValueKind.Number
+            && length.GetInt64() < last.Length)
+        {
+            ChainWentBack = true;
+        }
+
+        var seal = KeptHead.SealOf(session);
         if (seal is not null && !ChainWentBack && seal.Length > (LastHead?.Length ?? 0)) LastHead = seal;
         return seal;
     }

@@ -202,7 +202,12 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         }
 
         var fingerprintKey = Unwrap(orgId, ring.FingerprintKey!);
-        var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, keys[ring.ActiveKeyId]), new ContentFingerprint(fingerprintKey), new SessionChain(fingerprintKey));
+        if (!keys.TryGetValue(ring.ActiveKeyId, out var active))
+        {
+            throw new CryptographicException($"The active data key '{ring.ActiveKeyId}' of org '{orgId}' is not in its key ring.");
+        }
+
+        var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, active), new ContentFingerprint(fingerprintKey), new SessionChain(fingerprintKey));
         var unwrapped = new UnwrappedRing(sealing, keys, unopenable, clock.GetUtcNow());
         _rings[orgId] = unwrapped;
         return unwrapped;

@@ -156,7 +156,7 @@ public sealed class UploadCommits : IAsyncDisposable
 
         var (startOffset, sessionId, caller) = (upload.Batch.StartOffset, upload.SessionId, upload.Caller);
         var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
-            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, CancellationToken.None)
+            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, session.BatchCount, CancellationToken.None)
             : null;
 
         switch (BatchUploadRules.Decide(session, upload.Batch, storedAtOffset, caller.AsActor(), now, _options.EndedSessionGrace))

@@ -37,14 +37,21 @@ public sealed class RecordedBatch
     /// <summary>Batches are found by session and sequence through the primary key, no extra index.</summary>
     public static string IdFor(Guid sessionId, long sequence) => $"{sessionId:N}:{sequence}";
 
-    /// <summary>What is stored at an offset, in the shape upload decisions compare against.</summary>
-    public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, CancellationToken ct)
+    /// <summary>
+    /// What is stored at an offset, in the shape upload decisions compare against: only entries that are
+    /// the session's batches (their id theirs, their sequence below <paramref name="batchCount"/>), so an
+    /// entry written into the index by other means does not decide a re-upload.
+    /// </summary>
+    public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct)
     {
         var batches = await db.Query<RecordedBatch>()
             .Where(x => x.SessionId == sessionId && x.StartOffset == startOffset)
             .OrderBy(x => x.Sequence)
             .ToListAsync(ct);
-        return batches.Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetFingerprint)).ToList();
+        return batches
+            .Where(b => b.Sequence >= 0 && b.Sequence < batchCount && b.Id == IdFor(sessionId, b.Sequence))
+            .Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetFingerprint))
+            .ToList();
     }
 }
 

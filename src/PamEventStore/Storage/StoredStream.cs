@@ -110,6 +110,17 @@ public sealed class StoredStream : IAsyncDisposable
         return entries;
     }
 
+    /// <summary>The ids of every batch index entry that names this session (found as re-uploads find them: by the session).</summary>
+    public async Task<IReadOnlyList<string>> IndexIdsAsync(CancellationToken ct)
+    {
+        await using var command = Command(
+            $"select id from {_options.DatabaseSchemaName}.mt_doc_recordedbatch where tenant_id = @tenant and (data ->> 'sessionId')::uuid = @session");
+        var ids = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct)) ids.Add(reader.GetString(0));
+        return ids;
+    }
+
     /// <summary>An event of a type that carries ciphertext reads only from <c>bdata</c>, every other only from <c>data</c>.</summary>
     private async Task<object?> ReadAsync(NpgsqlDataReader reader, Type type, CancellationToken ct)
     {

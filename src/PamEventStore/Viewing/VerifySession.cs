@@ -99,6 +99,7 @@ public static class VerifySessionEndpoint
 
         var (chain, fingerprint) = await OrgKeysAsync(cipher, caller.OrgId, ct);
         var check = new ChainCheck(caller.OrgId, sessionId, chain, head, expected, db.DocumentStore.Options.Serializer().ToJson);
+        if (chain is null) check.KeysDoNotOpen();
 
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
@@ -127,6 +128,9 @@ public static class VerifySessionEndpoint
             after = events[^1].Version;
         }
 
+        // Entries that name this session but no batch of it: re-uploads at their offsets would be judged against them.
+        check.IndexHolds(await stored.IndexIdsAsync(ct));
+
         return Results.Ok(new IntegrityEnvelope(check.Report()));
     }
 
@@ -142,8 +146,10 @@ public static class VerifySessionEndpoint
         {
             return (await cipher.ChainAsync(orgId, ct), await cipher.FingerprintAsync(orgId, ct));
         }
-        catch (Exception e) when (e is CryptographicException or InvalidOperationException)
+        catch (Exception e) when (e is not OperationCanceledException && !DatabaseFailures.IsUnavailable(e))
         {
+            // Whatever way the key ring fails to give keys (a wrapping that does not open, an altered
+            // document), the check reports it; only the database being away is a failure of the request.
             return (null, null);
         }
     }
@@ -222,7 +228,7 @@ public static class VerifySessionEndpoint
         private bool _snapshotSeen;
         private PamSession? _replayed;
         private bool _replayable = true;
-        private bool _unverifiable;
+        private readonly HashSet<string> _indexed = new(StringComparer.Ordinal);
 
         public long LastVersion => _version;
 
@@ -243,7 +249,7 @@ public static class VerifySessionEndpoint
             }
             else if (chain is null)
             {
-                _unverifiable = true; // reported once, in the report
+                // Reported once (KeysDoNotOpen), not at every event.
             }
             else if (!chain.Verifies(orgId, sessionId, version, _head, e))
             {
@@ -285,6 +291,7 @@ public static class VerifySessionEndpoint
         /// <summary>The batch index entry of the batch event at <paramref name="version"/>, against the entry the event gives.</summary>
         public void Index(long version, RecordedBatch expected, RecordedBatch? entry)
         {
+            _indexed.Add(expected.Id);
             if (entry is null)
             {
                 Add(version, "index", $"Batch {expected.Sequence} has no entry in the batch index, or its entry does not read: log pages read it as missing.");
@@ -298,13 +305,21 @@ public static class VerifySessionEndpoint
             }
         }
 
+        /// <summary>Every entry of the batch index that names this session must be one of its batches'.</summary>
+        public void IndexHolds(IEnumerable<string> ids)
+        {
+            foreach (var id in ids.Where(id => !_indexed.Contains(id)).Order(StringComparer.Ordinal))
+            {
+                Add(0, "index", $"The batch index holds an entry ({id}) for this session that none of its batches gives: re-uploads at its offset would be judged against it.");
+            }
+        }
+
+        /// <summary>The org's keys do not open, or it has none: said once, before anything else is found.</summary>
+        public void KeysDoNotOpen() =>
+            Add(0, "keys", "The org's keys do not open (a master key missing from configuration, or the org's key ring altered): no link and no recorded content could be checked.");
+
         public IntegrityReport Report()
         {
-            if (_unverifiable)
-            {
-                Add(0, "keys", "The org's keys do not open (a master key missing from configuration, or the org's key ring altered): no link and no recorded content could be checked.");
-            }
-
             // Events up to the stream's row must all be there, and none past it.
             MissingUpTo(stored.StreamVersion);
             if (expected is not null && !_expectedSeen)
@@ -335,8 +350,10 @@ public static class VerifySessionEndpoint
             }
 
             var intact = _problems.Count == 0 && _more == 0;
+            // The lowest versions first: where the stream first went wrong, and the org's keys (version 0) before all.
+            var listed = _problems.OrderBy(p => p.Version).Take(MaxListedProblems).ToList();
             return new IntegrityReport(
-                sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, _problems.OrderBy(p => p.Version).ToList(), _more);
+                sessionId, intact, intact && _sealed, _version, _head is { } head ? Convert.ToBase64String(head) : null, listed, _problems.Count - listed.Count + _more);
         }
 
         /// <summary>
@@ -376,13 +393,16 @@ public static class VerifySessionEndpoint
             for (var missing = _version + 1; missing <= version; missing++)
             {
                 Add(missing, "missing", "No event is stored at this version: it was removed.");
-                if (_more > 0) break;
+                if (_more > 0) break; // counted no further: a version set far ahead would be walked for ever
             }
         }
 
+        /// <summary>Problems kept to choose the listed ones from; past it, only counted.</summary>
+        private const int MaxKeptProblems = 10_000;
+
         private void Add(long version, string kind, string detail)
         {
-            if (_problems.Count < MaxListedProblems) _problems.Add(new IntegrityProblem(version, kind, detail));
+            if (_problems.Count < MaxKeptProblems) _problems.Add(new IntegrityProblem(version, kind, detail));
             else _more++;
         }
     }

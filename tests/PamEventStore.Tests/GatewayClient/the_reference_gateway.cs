@@ -99,6 +99,26 @@ public sealed class the_reference_gateway(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_cut_just_before_the_gateway_ends_the_session_is_flagged()
+    {
+        var client = Client();
+        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
+        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: false);
+        for (var i = 0; i < 3; i++)
+        {
+            uploader.File.Append(Encoding.UTF8.GetBytes($$"""{"timestamp":"2026-12-05T10:00:0{{i}}Z","eventType":"output","data":"bGluZQ==","elapsedTime":{{i}}}"""));
+            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+        }
+
+        var beforeCut = uploader.LastHead.ShouldNotBeNull();
+        await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 3);
+        await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        uploader.ChainWentBack.ShouldBeTrue();
+        uploader.LastHead.ShouldBe(beforeCut);
+    }
+
+    [Fact]
     public async Task a_final_flush_after_the_platform_ended_the_session_is_no_cut()
     {
         var client = Client();

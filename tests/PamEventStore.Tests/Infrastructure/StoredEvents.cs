@@ -39,12 +39,14 @@ public static class StoredEvents
 
     /// <summary>
     /// What a thorough database writer does to cut a stream's end: removes the events past
-    /// <paramref name="kept"/>, sets the stream's row back, and writes the snapshot the events left give.
+    /// <paramref name="kept"/> and their batch index entries, sets the stream's row back, and writes the
+    /// snapshot the events left give.
     /// </summary>
     public static async Task RewindAsync(PamStoreHost store, Org org, Guid sessionId, long kept)
     {
         await ExecuteAsync(store,
             "delete from pam.mt_events where tenant_id = @org and stream_id = @session and version > @kept;" +
+            "delete from pam.mt_doc_recordedbatch where tenant_id = @org and (data ->> 'sessionId')::uuid = @session and (data ->> 'streamVersion')::bigint > @kept;" +
             "update pam.mt_streams set version = @kept where tenant_id = @org and id = @session",
             ("org", org.Id), ("session", sessionId), ("kept", kept));
         await SetSnapshotAsync(store, org, sessionId, kept);

@@ -365,7 +365,9 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     [Fact]
     public async Task a_session_recorded_before_links_reads_unlinked_and_nothing_else()
     {
-        // As a node of the version before links wrote it: events without links, a snapshot without the chain's fields.
+        // As a node of the version before links wrote it: events without links, a snapshot without the
+        // chain's fields, in an org that has recorded (it has keys).
+        await _org.CreateSessionAsync();
         var session = Guid.CreateVersion7();
         var actor = new Actor("user", "alice", null, null);
         var at = new DateTimeOffset(2026, 12, 1, 9, 0, 0, TimeSpan.Zero);
@@ -633,6 +635,27 @@ public sealed class when_verifying_a_session(PamStoreHost store)
     }
 
     [Fact]
+    public async Task an_index_entry_no_batch_gives_is_reported_and_judges_no_re_upload()
+    {
+        var session = await ThreeBatches();
+
+        // An entry slipped into the index for batch 0's offset, claiming other content there.
+        var forged = $"{session:N}:-1";
+        await StoredEvents.ExecuteAsync(store,
+            "create temp table forged as select * from pam.mt_doc_recordedbatch where tenant_id = @org and id = @batchId;" +
+            "update forged set id = @forged, data = data || jsonb_build_object('id', @forged, 'sequence', -1, 'segmentEnd', 1, 'offsetFingerprint', 'AAAA');" +
+            "insert into pam.mt_doc_recordedbatch select * from forged",
+            ("org", _org.Id), ("batchId", RecordedBatch.IdFor(session, 0)), ("forged", forged));
+
+        var report = Report(await Integrity(session));
+        ProblemsOf(report).ShouldBe([(0, "index")]);
+        report.GetProperty("problems")[0].GetProperty("detail").GetString()!.ShouldContain(forged);
+
+        // A retry of batch 0 in other bytes (not answered from the node's memory of bodies) is still a duplicate.
+        (await _org.UploadAsync(session, 0, " " + Lines(0, 1))).ShouldBeDuplicate();
+    }
+
+    [Fact]
     public async Task a_removed_batch_index_entry_is_reported()
     {
         var session = await ThreeBatches();
@@ -657,6 +680,19 @@ public sealed class when_verifying_a_session(PamStoreHost store)
 
         report.GetProperty("intact").GetBoolean().ShouldBeFalse();
         ProblemsOf(report).ShouldBe([(0, "keys")]);
+    }
+
+    [Fact]
+    public async Task a_key_ring_whose_active_key_is_gone_is_reported_not_a_failure()
+    {
+        var session = await ThreeBatches();
+
+        // The node forgets the ring (a rotation), then the ring's active key is pointed at a key it does not hold.
+        await store.Host.Services.GetRequiredService<OrgDataKeys>().RotateAsync(_org.Id, CancellationToken.None);
+        (await StoredEvents.ExecuteAsync(store, "update pam.mt_doc_orgkeyring set data = jsonb_set(data, '{activeKeyId}', '\"dk-gone\"') where tenant_id = @org",
+            ("org", _org.Id))).ShouldBe(1);
+
+        ProblemsOf(Report(await Integrity(session))).ShouldBe([(0, "keys")]);
     }
 
     [Fact]
