@@ -12,10 +12,12 @@ namespace PamEventStore.Crypto;
 /// key derived from the org's fingerprint key (wrapped by the master key, which is never in the database)
 /// over the link before it, the org, the session, the event's stream version, its stored type name and
 /// its fields. Whoever can write to the database but does not hold the master key cannot alter, remove,
-/// reorder or insert an event without the links after it failing to verify, and cannot make a valid link
-/// for a stream of their own making. The session's last link is its head; once the session has ended,
-/// the head is its <c>session_ended</c> event's link: the seal, which a reader can keep outside the store
-/// (the end and session endpoints answer it as chainLength and chainHead) and check a stored session against later.
+/// reorder or insert an event in the middle of a stream without the links after it failing to verify,
+/// and cannot make a valid link for a stream of their own making; cutting a stream's end shows only
+/// against a head kept outside the store. The session's last link is its head (answered by uploads and
+/// the session endpoints as chainLength and chainHead); its <c>session_ended</c> event's link is its
+/// seal (answered as seal, and logged), which a reader keeps outside the store and checks a stored
+/// session against later.
 /// </summary>
 public sealed class SessionChain(byte[] fingerprintKey)
 {
