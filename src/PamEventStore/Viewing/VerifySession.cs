@@ -101,6 +101,14 @@ public static class VerifySessionEndpoint
         var check = new ChainCheck(caller.OrgId, sessionId, chain, head, expected, db.DocumentStore.Options.Serializer().ToJson);
         if (chain is null) check.KeysDoNotOpen();
 
+        await WalkAsync(stored, check, cipher, fingerprint, caller.OrgId, sessionId, ct);
+        return Results.Ok(new IntegrityEnvelope(check.Report()));
+    }
+
+    /// <summary>Every event in version order, its content, and the batch index, through <paramref name="check"/>.</summary>
+    private static async Task WalkAsync(
+        StoredStream stored, ChainCheck check, RecordingCipher cipher, ContentFingerprint? fingerprint, string orgId, Guid sessionId, CancellationToken ct)
+    {
         // By what is stored, not by the versions the stream's row claims: a row set to a huge version
         // is reported, never walked version by version.
         for (long after = 0; ;)
@@ -109,7 +117,7 @@ public static class VerifySessionEndpoint
             foreach (var e in events)
             {
                 check.Next(e);
-                if (fingerprint is not null && await OpenAsync(cipher, fingerprint, caller.OrgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok)
+                if (fingerprint is not null && await OpenAsync(cipher, fingerprint, orgId, sessionId, e.Data, ct) is { } status and not BatchReadStatus.Ok)
                 {
                     check.Content(e.Version, status);
                 }
@@ -130,8 +138,6 @@ public static class VerifySessionEndpoint
 
         // Entries that name this session but no batch of it: re-uploads at their offsets would be judged against them.
         check.IndexHolds(await stored.IndexIdsAsync(ct));
-
-        return Results.Ok(new IntegrityEnvelope(check.Report()));
     }
 
     private const int RetryAfterSeconds = 1;
