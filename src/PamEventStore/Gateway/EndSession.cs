@@ -35,8 +35,7 @@ public static class EndSessionEndpoint
         if (session.Status == SessionStatus.Ended) return Results.Ok(SessionView.Envelope(session));
 
         stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, [new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason)]);
-        var version = stream.Position().Length;
-        var ended = session.ApplyEnded((SessionEnded)stream.Events[^1].Data, version) with { Version = version };
+        var ended = PamSession.Replay(session, stream.Events[^1].Data, stream.Position().Length)!;
         await db.SaveChangesAsync(ct);
 
         // A copy of the seal outside the database, wherever the logs are shipped: what a cut of the

@@ -88,7 +88,7 @@ public static partial class CreateSessionEndpoint
             return Existing((await reread.LoadAsync<PamSession>(sessionId, ct))!, started);
         }
 
-        return Results.Created($"/api/v1/pam/sessions/{sessionId}", SessionView.Envelope(PamSession.Create(started) with { Version = 1 }));
+        return Results.Created($"/api/v1/pam/sessions/{sessionId}", SessionView.Envelope(PamSession.Replay(null, started, 1)!));
     }
 
     private static IResult Existing(PamSession existing, SessionStarted requested) =>

@@ -3,9 +3,6 @@ using PamEventStore.Crypto;
 
 namespace PamEventStore.Sessions;
 
-/// <summary>Where a session's chain stands: its length (the stream's version) and the link of its last event.</summary>
-public sealed record ChainPosition(long Length, byte[] Head);
-
 /// <summary>Every event of a session's stream is appended linked onto the one before it (<see cref="SessionChain"/>).</summary>
 public static class LinkedAppends
 {
@@ -13,13 +10,15 @@ public static class LinkedAppends
     public static void AppendLinked(this IEventStream<PamSession> stream, SessionChain chain, string orgId, Guid sessionId, IEnumerable<SessionEvent> events)
     {
         var head = stream.Events.Count > 0 ? ((SessionEvent)stream.Events[^1].Data).Link : stream.Aggregate?.ChainHead;
-        var linked = chain.Extend(orgId, sessionId, (stream.StartingVersion ?? 0) + stream.Events.Count, head, events);
+        var linked = chain.Extend(orgId, sessionId, VersionAfterAppends(stream), head, events);
         if (linked.Length > 0) stream.AppendMany(linked);
     }
 
     /// <summary>Where the chain will stand once what was appended to the stream is saved.</summary>
     public static ChainPosition Position(this IEventStream<PamSession> stream) =>
-        new((stream.StartingVersion ?? 0) + stream.Events.Count, ((SessionEvent)stream.Events[^1].Data).Link!);
+        new(VersionAfterAppends(stream), ((SessionEvent)stream.Events[^1].Data).Link!);
+
+    private static long VersionAfterAppends(IEventStream<PamSession> stream) => (stream.StartingVersion ?? 0) + stream.Events.Count;
 
     /// <summary>The first event of a new stream, linked onto nothing.</summary>
     public static SessionStarted Linked(this SessionStarted started, SessionChain chain, string orgId) =>

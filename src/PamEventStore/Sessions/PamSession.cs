@@ -28,8 +28,8 @@ public sealed record RecordedRefusal(long StartOffset, byte[] Fingerprint)
     public bool IsRepeatedBy(long startOffset, byte[] fingerprint) => startOffset == StartOffset && fingerprint.AsSpan().SequenceEqual(Fingerprint);
 }
 
-/// <summary>The session's seal: the link of its end event, and that event's version (the chain's length then).</summary>
-public sealed record ChainSeal(long Length, byte[] Head);
+/// <summary>Where a session's chain stands: its length (the stream's version) and the link of its last event.</summary>
+public sealed record ChainPosition(long Length, byte[] Head);
 
 /// <summary>The legacy bulk upload, written once: its fingerprint decides duplicates, its version finds it.</summary>
 public sealed record LegacyRecording(byte[] Fingerprint, int EventCount, long StreamVersion, DateTimeOffset UploadedAt);
@@ -88,8 +88,11 @@ public sealed record PamSession
     /// <summary>The link of the stream's last event (<see cref="Crypto.SessionChain"/>): the next event is linked onto it.</summary>
     public byte[]? ChainHead { get; init; }
 
-    /// <summary>Set by the end: what a reader keeps outside the store to check the session against later.</summary>
-    public ChainSeal? Seal { get; init; }
+    /// <summary>
+    /// Set by the end: the chain's position at its end event, what a reader keeps outside the store to
+    /// check the session against later.
+    /// </summary>
+    public ChainPosition? Seal { get; init; }
 
     /// <summary>Every byte the gateway recorded reached us, as far as its offsets and its late uploads tell.</summary>
     public bool Complete => GapCount == 0 && LateRefusedCount == 0;
@@ -171,14 +174,14 @@ public sealed record PamSession
     public PamSession Apply(IEvent<SessionEnded> e) => ApplyEnded(e.Data, e.Version);
 
     /// <summary>The end, as the event at <paramref name="version"/>: its link is the session's seal.</summary>
-    public PamSession ApplyEnded(SessionEnded e, long version) => this with
+    private PamSession ApplyEnded(SessionEnded e, long version) => this with
     {
         Status = SessionStatus.Ended,
         EndedAt = e.At,
         EndReason = e.Reason,
         UpdatedAt = e.At,
         ChainHead = e.Link,
-        Seal = e.Link is { } link ? new ChainSeal(version, link) : null,
+        Seal = e.Link is { } link ? new ChainPosition(version, link) : null,
     };
 
     /// <summary>

@@ -125,12 +125,9 @@ public static class VerifySessionEndpoint
 
             // Log pages find batches through the batch index, and re-uploads are judged against it: each
             // entry must be what its event gives, or a page would read a batch as missing, or another one.
-            var batches = events.Where(e => e.Data is BatchUploaded).Select(e => (e.Version, Batch: (BatchUploaded)e.Data!)).ToList();
-            var entries = await stored.IndexEntriesAsync(batches.Select(b => RecordedBatch.IdFor(sessionId, b.Batch.Sequence)).ToList(), ct);
-            foreach (var (version, batch) in batches)
-            {
-                check.Index(version, RecordedBatch.Of(sessionId, batch, version), entries.GetValueOrDefault(RecordedBatch.IdFor(sessionId, batch.Sequence)));
-            }
+            var expected = events.Where(e => e.Data is BatchUploaded).Select(e => (e.Version, Entry: RecordedBatch.Of(sessionId, (BatchUploaded)e.Data!, e.Version))).ToList();
+            var entries = await stored.IndexEntriesAsync(expected.Select(x => x.Entry.Id).ToList(), ct);
+            foreach (var (version, entry) in expected) check.Index(version, entry, entries.GetValueOrDefault(entry.Id));
 
             if (events.Count < Window) break;
             after = events[^1].Version;
@@ -173,10 +170,9 @@ public static class VerifySessionEndpoint
         }
     }
 
-
     /// <summary>Opens recorded content as a log page does: a link covers its fingerprint, this checks the content against it.</summary>
     private static async Task<BatchReadStatus?> OpenAsync(
-        RecordingCipher cipher, ContentFingerprint? fingerprint, string orgId, Guid sessionId, object? data, CancellationToken ct)
+        RecordingCipher cipher, ContentFingerprint fingerprint, string orgId, Guid sessionId, object? data, CancellationToken ct)
     {
         RecordingPlace? place = data switch
         {
@@ -185,7 +181,7 @@ public static class VerifySessionEndpoint
             _ => null,
         };
         if (place is null || data is not IEncryptedRecording recording) return null;
-        if (fingerprint is null || recording.KeyId is not { Length: > 0 } || recording.ContentFingerprint is null) return BatchReadStatus.Undecryptable;
+        if (recording.KeyId is not { Length: > 0 } || recording.ContentFingerprint is null) return BatchReadStatus.Undecryptable;
         return (await StoredRecording.OpenAsync(cipher, fingerprint, place, recording.KeyId, recording.Ciphertext, recording.ContentFingerprint, ct)).Status;
     }
 
@@ -236,8 +232,6 @@ public static class VerifySessionEndpoint
         private bool _replayable = true;
         private readonly HashSet<string> _indexed = new(StringComparer.Ordinal);
 
-        public long LastVersion => _version;
-
         public void Next(StoredEvent row)
         {
             var version = row.Version;
@@ -248,6 +242,7 @@ public static class VerifySessionEndpoint
             if (row.Data is null)
             {
                 Add(version, "unreadable", $"The stored row ({row.Type}) does not read as a session event: it was altered.");
+                _replayable = false;
             }
             else if (e?.Link is null)
             {
@@ -266,8 +261,7 @@ public static class VerifySessionEndpoint
                 _sealed = true;
             }
 
-            if (row.Data is null) _replayable = false;
-            else _replayed = PamSession.Replay(_replayed, row.Data, version);
+            if (row.Data is not null) _replayed = PamSession.Replay(_replayed, row.Data, version);
 
             if (expected is not null && version == expected.Length)
             {
@@ -372,7 +366,6 @@ public static class VerifySessionEndpoint
             // An event before it is already reported when it cannot be replayed.
             if (!_replayable || _replayed is null || stored.Snapshot is not { } snapshot) return;
 
-            // As the UI reads it (a field missing from the row reads as its default), against what the events give.
             var differing = Differing(toJson(snapshot), toJson(_replayed));
             if (differing.Count > 0)
             {

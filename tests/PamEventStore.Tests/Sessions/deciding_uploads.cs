@@ -91,7 +91,7 @@ public sealed class when_deciding_uploads
         return decision;
     }
 
-    private void End() => _session = _session.ApplyEnded(new SessionEnded(_now, Gateway, "cancellation"), _session.Version + 1);
+    private void End() => _session = PamSession.Replay(_session, new SessionEnded(_now, Gateway, "cancellation"), _session.Version + 1)!;
 
     /// <param name="recorded">Whether a conflict is recorded.</param>
     /// <param name="lost">Whether a late refusal is recorded.</param>
