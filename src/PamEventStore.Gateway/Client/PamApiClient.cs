@@ -173,6 +173,12 @@ public sealed class PamApiClient(HttpClient http)
 /// </summary>
 public sealed record KeptHead(long Length, string Head)
 {
+    /// <returns>Where the session's chain stands, or null from a service without chains.</returns>
+    public static KeptHead? HeadOf(JsonElement session) =>
+        session.TryGetProperty("chainHead", out var head) && head.ValueKind == JsonValueKind.String
+            ? new KeptHead(session.GetProperty("chainLength").GetInt64(), head.GetString()!)
+            : null;
+
     /// <returns>The session's seal, or null before the end (or from a service without seals).</returns>
     public static KeptHead? SealOf(JsonElement session) =>
         session.TryGetProperty("seal", out var seal) && seal.ValueKind == JsonValueKind.Object

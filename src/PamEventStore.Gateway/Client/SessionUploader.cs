@@ -26,17 +26,21 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     public KeptHead? LastHead { get; private set; }
 
     /// <summary>
-    /// A batch was stored at a chain length no longer than one answered before (uploads only: an end answers
-    /// the seal, which may be older than a final flush stored after another's end): events of the session
-    /// were removed from the store since (only a cut makes a chain shorter). <see cref="LastHead"/> shows it.
+    /// An answer put the chain shorter than a head answered before (or a stored batch no longer): events of
+    /// the session were removed from the store since, as only a cut makes a chain shorter. <see cref="LastHead"/> shows it.
     /// </summary>
     public bool ChainWentBack { get; private set; }
 
-    private void Keep(KeptHead? head)
+    /// <param name="head">Where the chain stands, as an answer gave it.</param>
+    /// <param name="appended">
+    /// The answer is to something that lengthened the chain (a stored batch): then even the same length as
+    /// before is a cut. An end may append nothing (the session had ended already), never less.
+    /// </param>
+    private void Keep(KeptHead? head, bool appended)
     {
         if (head is null || ChainWentBack) return;
-        if (LastHead is { } last && head.Length <= last.Length) ChainWentBack = true;
-        else LastHead = head;
+        if (LastHead is { } last && (head.Length < last.Length || (appended && head.Length == last.Length))) ChainWentBack = true;
+        else if (head.Length > (LastHead?.Length ?? 0)) LastHead = head;
     }
 
     /// <returns>The service's answer, or null when there was nothing to send.</returns>
@@ -59,7 +63,7 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         if (result.Succeeded)
         {
             File.Acknowledge(batch);
-            Keep(result.Head);
+            Keep(result.Head, appended: true);
         }
         else if (result.MeansOldPlatform)
         {
@@ -75,19 +79,10 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     {
         await FlushAsync(ct);
         if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
-        // The end answers the session's seal, which a final flush after another's end is chained on after:
-        // an older seal is no cut, only nothing newer to keep.
-        // The end answers the session's chain as it stands: shorter than a head answered before means a cut
-        // (ending appends at most one event, and never removes one).
+        // The end answers the chain as it stands, and the seal, which may be older than a final flush
+        // stored after another's end.
         var session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
-        if (LastHead is { } last && session.TryGetProperty("chainLength", out var length) && length.ValueKind == System.Text.Json.JsonValueKind.Number
-            && length.GetInt64() < last.Length)
-        {
-            ChainWentBack = true;
-        }
-
-        var seal = KeptHead.SealOf(session);
-        if (seal is not null && !ChainWentBack && seal.Length > (LastHead?.Length ?? 0)) LastHead = seal;
-        return seal;
+        Keep(KeptHead.HeadOf(session), appended: false);
+        return KeptHead.SealOf(session);
     }
 }
