@@ -69,25 +69,36 @@ public sealed class the_reference_gateway(PamStoreHost store)
         session.GetProperty("complete").GetBoolean().ShouldBeTrue();
     }
 
-    [Fact]
-    public async Task a_gateway_keeps_the_head_from_before_a_cut_and_says_the_chain_went_back()
+    /// <summary>A session of project-1 and the gateway uploader that records it.</summary>
+    private async Task<(PamApiClient Client, Guid SessionId, SessionUploader Uploader)> RecordingSessionAsync(bool sendEndOffset)
     {
         var client = Client();
         var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
-        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: false);
-        async Task Record(int line)
-        {
-            uploader.File.Append(Encoding.UTF8.GetBytes($$"""{"timestamp":"2026-12-05T10:00:0{{line}}Z","eventType":"output","data":"{{Convert.ToBase64String(Encoding.UTF8.GetBytes($"line {line}"))}}","elapsedTime":{{line}}}"""));
-            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
-        }
+        return (client, sessionId, new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset));
+    }
 
-        for (var i = 0; i < 3; i++) await Record(i);
+    /// <summary>Output event <paramref name="second"/> ("line N") into the gateway's recording file.</summary>
+    private static void Record(SessionUploader uploader, int second) =>
+        uploader.File.Append(Encoding.UTF8.GetBytes(
+            $$"""{"timestamp":"2026-12-05T10:00:0{{second}}Z","eventType":"output","data":"{{Convert.ToBase64String(Encoding.UTF8.GetBytes($"line {second}"))}}","elapsedTime":{{second}}}"""));
+
+    private static async Task RecordAndFlushAsync(SessionUploader uploader, int second)
+    {
+        Record(uploader, second);
+        (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task a_gateway_keeps_the_head_from_before_a_cut_and_says_the_chain_went_back()
+    {
+        var (client, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: false);
+        for (var i = 0; i < 3; i++) await RecordAndFlushAsync(uploader, i);
         var beforeCut = uploader.LastHead.ShouldNotBeNull();
         beforeCut.Length.ShouldBe(5);
 
         // Batches 1 and 2 are cut from the store, thoroughly; the gateway goes on recording and ends.
         await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 3);
-        for (var i = 3; i < 6; i++) await Record(i);
+        for (var i = 3; i < 6; i++) await RecordAndFlushAsync(uploader, i);
         var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
 
         uploader.ChainWentBack.ShouldBeTrue();
@@ -101,14 +112,8 @@ public sealed class the_reference_gateway(PamStoreHost store)
     [Fact]
     public async Task a_cut_just_before_the_gateway_ends_the_session_is_flagged()
     {
-        var client = Client();
-        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
-        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: false);
-        for (var i = 0; i < 3; i++)
-        {
-            uploader.File.Append(Encoding.UTF8.GetBytes($$"""{"timestamp":"2026-12-05T10:00:0{{i}}Z","eventType":"output","data":"bGluZQ==","elapsedTime":{{i}}}"""));
-            (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
-        }
+        var (_, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: false);
+        for (var i = 0; i < 3; i++) await RecordAndFlushAsync(uploader, i);
 
         var beforeCut = uploader.LastHead.ShouldNotBeNull();
         await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 3);
@@ -121,16 +126,13 @@ public sealed class the_reference_gateway(PamStoreHost store)
     [Fact]
     public async Task a_final_flush_after_the_platform_ended_the_session_is_no_cut()
     {
-        var client = Client();
-        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("project-1", "ssh", "r", "a", "u", "gw-1"));
-        var uploader = new SessionUploader(client, sessionId, _tokens.Gateway(_org, "gw-1"), sendEndOffset: true);
-        uploader.File.Append(Encoding.UTF8.GetBytes("""{"timestamp":"2026-12-05T10:00:00Z","eventType":"output","data":"bGluZSAw","elapsedTime":0}"""));
-        (await uploader.FlushAsync(CancellationToken.None))!.Succeeded.ShouldBeTrue();
+        var (client, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: true);
+        await RecordAndFlushAsync(uploader, 0);
 
         // The platform ends it first; the gateway's final flush is stored after the end, then the gateway ends it
         // too and is answered the seal from before its flush; and once more.
         await client.EndSessionAsync(_tokens.Platform(_org), sessionId);
-        uploader.File.Append(Encoding.UTF8.GetBytes("""{"timestamp":"2026-12-05T10:00:01Z","eventType":"output","data":"bGluZSAx","elapsedTime":1}"""));
+        Record(uploader, 1);
         var seal = await uploader.EndAsync("cancellation", CancellationToken.None);
         await uploader.EndAsync("cancellation", CancellationToken.None);
 
