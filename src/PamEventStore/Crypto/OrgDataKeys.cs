@@ -189,22 +189,33 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
         // batches sealed with it; the active key and the fingerprint key must open.
         var keys = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         var unopenable = new HashSet<string>(StringComparer.Ordinal);
+        Exception? activeFailure = null;
         foreach (var key in ring.Keys)
         {
             try
             {
                 keys[key.KeyId] = Unwrap(orgId, key);
             }
-            catch (Exception e) when (e is CryptographicException or InvalidOperationException && key.KeyId != ring.ActiveKeyId)
+            catch (Exception e) when (e is CryptographicException or InvalidOperationException)
             {
                 unopenable.Add(key.KeyId);
+                if (key.KeyId == ring.ActiveKeyId) activeFailure = e;
             }
         }
 
-        var fingerprintKey = Unwrap(orgId, ring.FingerprintKey!);
         if (!keys.TryGetValue(ring.ActiveKeyId, out var active))
         {
-            throw new CryptographicException($"The active data key '{ring.ActiveKeyId}' of org '{orgId}' is not in its key ring.");
+            throw new OrgKeysUnavailableException(orgId, activeFailure ?? new CryptographicException($"The active data key '{ring.ActiveKeyId}' of org '{orgId}' is not in its key ring."));
+        }
+
+        byte[] fingerprintKey;
+        try
+        {
+            fingerprintKey = Unwrap(orgId, ring.FingerprintKey!);
+        }
+        catch (Exception e) when (e is CryptographicException or InvalidOperationException)
+        {
+            throw new OrgKeysUnavailableException(orgId, e);
         }
 
         var sealing = new OrgSealing(orgId, new DataKey(ring.ActiveKeyId, active), new ContentFingerprint(fingerprintKey), new SessionChain(fingerprintKey));
@@ -278,4 +289,15 @@ public sealed class OrgDataKeys(IDocumentStore store, MasterKeys masterKeys, Tim
 }
 
 /// <summary>What re-wrapping an org's keys did: how many it re-wrapped, and which it could not open (left as they were).</summary>
+/// <summary>
+/// The org's key ring does not give its active data key or its fingerprint key on this node: a master
+/// key missing from its configuration, or the ring altered. Nothing of the org can be recorded or read
+/// until an operator puts that right; the request is answered 503 <c>keys-unavailable</c>.
+/// </summary>
+public sealed class OrgKeysUnavailableException(string orgId, Exception cause)
+    : CryptographicException($"The keys of org '{orgId}' do not open on this node: {cause.Message}", cause)
+{
+    public string OrgId { get; } = orgId;
+}
+
 public sealed record RewrapResult(int Rewrapped, IReadOnlyList<string> Unopenable);

@@ -25,6 +25,7 @@ public static class EndSessionEndpoint
     public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, CancellationToken ct)
     {
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
+        if (reason is not null && PlainText.HasControlCharacter(reason)) return Problems.InvalidRequest("reason holds a control character (a NUL, a line break, an escape...).").ToResult();
 
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
         var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);

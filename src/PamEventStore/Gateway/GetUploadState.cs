@@ -25,7 +25,7 @@ public static class GetUploadStateEndpoint
     [Authorize(Policy = PamPolicies.Gateway)]
     public static async Task<IResult> Get(Guid sessionId, IQuerySession db, Caller caller, IOptions<UploadOptions> options, CancellationToken ct)
     {
-        if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session) return Problems.SessionNotFound(sessionId).ToResult();
+        if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();
         if (!caller.IsGatewayOf(session)) return Problems.GatewayMismatch(sessionId).ToResult();
 
         return Results.Ok(new UploadState(

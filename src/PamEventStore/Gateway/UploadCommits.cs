@@ -151,7 +151,7 @@ public sealed class UploadCommits : IAsyncDisposable
     /// <summary>The session decides the upload under its lock; what it decides to record is appended to its stream.</summary>
     private async Task<UploadOutcome> DecideAsync(IDocumentSession db, IEventStream<PamSession> stream, ReadyUpload upload, DateTimeOffset now)
     {
-        if (stream.Aggregate is not { } session) return new UploadOutcome.NoSuchSession();
+        if (stream.Aggregate is not { } session || !upload.Caller.CanSeeProject(session.ProjectId)) return new UploadOutcome.NoSuchSession();
         if (!upload.Caller.IsGatewayOf(session)) return new UploadOutcome.OtherGateway();
 
         var (startOffset, sessionId, caller) = (upload.Batch.StartOffset, upload.SessionId, upload.Caller);

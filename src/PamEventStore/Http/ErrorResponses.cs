@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Diagnostics;
+using PamEventStore.Crypto;
 using PamEventStore.Storage;
 
 namespace PamEventStore.Http;
@@ -11,6 +12,9 @@ public static class ErrorResponses
 {
     /// <summary>Seconds a caller is asked to wait when the database cannot be reached (a failover takes about this long).</summary>
     public const int DatabaseRetryAfterSeconds = 5;
+
+    /// <summary>Seconds a caller is asked to wait when an org's keys do not open on this node (another node may hold the master key).</summary>
+    public const int KeysRetryAfterSeconds = 30;
 
     public static void AddPamErrorResponses(this IServiceCollection services)
     {
@@ -61,8 +65,8 @@ public static class ErrorResponses
 /// <summary>
 /// Bodies Kestrel refuses (too large, malformed) keep their 4xx; a database that cannot be reached, or
 /// a session whose stream another request or node holds longer than the service waits, is a 503 with
-/// <c>Retry-After</c> (gateways send the batch again, nothing is lost); anything else is a 500 that says
-/// nothing internal.
+/// <c>Retry-After</c> (gateways send the batch again, nothing is lost), as is an org whose keys do not
+/// open on this node; anything else is a 500 that says nothing internal.
 /// </summary>
 public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
@@ -75,10 +79,16 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
             BadHttpRequestException bad => Problems.InvalidRequest(bad.Message),
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
             _ when DatabaseFailures.IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
+            OrgKeysUnavailableException => Problems.KeysUnavailable(ErrorResponses.KeysRetryAfterSeconds),
             _ => null,
         };
 
-        if (problem?.Status == StatusCodes.Status503ServiceUnavailable)
+        if (exception is OrgKeysUnavailableException)
+        {
+            // Not the caller's doing, nor a passing one: an operator must restore a master key or the ring.
+            logger.LogError(exception, "{Method} {Path} answered {Type}", httpContext.Request.Method, httpContext.Request.Path, problem!.Type);
+        }
+        else if (problem?.Status == StatusCodes.Status503ServiceUnavailable)
         {
             logger.LogWarning(exception, "{Method} {Path} answered {Type}", httpContext.Request.Method, httpContext.Request.Path, problem.Type);
         }

@@ -94,6 +94,16 @@ public static class Problems
             $"The service cannot reach PostgreSQL. Send the request again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { [RetryAfter] = retryAfterSeconds });
 
+    /// <summary>
+    /// The org's keys do not open on this node (a master key missing from its configuration, or the org's
+    /// key ring altered): nothing was stored or read. The detail says what an operator must look at, and
+    /// nothing of the keys themselves.
+    /// </summary>
+    public static ProblemDetails KeysUnavailable(int retryAfterSeconds) =>
+        Create(503, "keys-unavailable", "The org's keys do not open",
+            "The org's encryption keys do not open on this node: a master key may be missing from its configuration, or the org's key ring was altered. Nothing was stored or read; the node's log says which key.",
+            new Dictionary<string, object?> { [RetryAfter] = retryAfterSeconds });
+
     /// <summary>Another request or node held the session's stream for longer than the service waits for it: nothing was stored.</summary>
     public static ProblemDetails SessionLocked(int retryAfterSeconds) =>
         Create(503, "session-locked", "The session is busy",

@@ -35,6 +35,7 @@ public static partial class CreateSessionEndpoint
         string? Missing(string? value, string name, int max = 256) =>
             string.IsNullOrWhiteSpace(value) ? $"'{name}' is required."
             : value.Length > max ? $"'{name}' is longer than {max} characters."
+            : PlainText.HasControlCharacter(value) ? $"'{name}' holds a control character (a NUL, a line break, an escape...)."
             : null;
 
         var problem = Missing(command.ProjectId, "projectId")
@@ -43,6 +44,7 @@ public static partial class CreateSessionEndpoint
                       ?? Missing(command.AccountName, "accountName")
                       ?? Missing(command.UserId, "userId")
                       ?? (command.GatewayId is not null && (string.IsNullOrWhiteSpace(command.GatewayId) || command.GatewayId.Length > 256) ? "'gatewayId' must be 1 to 256 characters when given." : null)
+                      ?? (command.GatewayId is not null ? Missing(command.GatewayId, "gatewayId") : null)
                       ?? (!ResourceTypePattern().IsMatch(command.ResourceType!) ? "'resourceType' must be a lowercase name such as ssh, postgres or kubernetes." : null)
                       ?? (command.Id == Guid.Empty ? "'id' must not be the empty UUID." : null)
                       ?? (command.ExpiresAt <= clock.GetUtcNow() ? "'expiresAt' is in the past." : null);

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using PamEventStore.Http;
 using PamEventStore.Sessions;
 
 namespace PamEventStore.Security;
@@ -33,7 +34,7 @@ public sealed record Caller(
             user.FindFirstValue(PamClaims.GatewayId),
             SplitScopes(user),
             projects.Count == 0 ? null : SplitValues(projects),
-            context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id ? id : TraceId(context));
+            context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id && !PlainText.HasControlCharacter(id) ? id : TraceId(context));
     }
 
     /// <summary>

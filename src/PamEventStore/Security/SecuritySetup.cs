@@ -108,6 +108,13 @@ public static class SecuritySetup
         if (principal.FindFirstValue(PamClaims.OrgId)!.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
             return $"The token's '{PamClaims.OrgId}' claim contains whitespace or control characters.";
 
+        // Who acted is stored with what they did, and a session's gateway is compared with its binding.
+        foreach (var claim in new[] { PamClaims.Subject, PamClaims.GatewayId })
+        {
+            if (principal.FindFirstValue(claim) is { } value && PlainText.HasControlCharacter(value))
+                return $"The token's '{claim}' claim contains control characters.";
+        }
+
         var actorType = principal.FindFirstValue(PamClaims.ActorType);
         if (!PamClaims.ActorTypes.Contains(actorType)) return $"The token's actor_type '{actorType}' is not one of {string.Join(", ", PamClaims.ActorTypes)}.";
         if (actorType == "gateway" && string.IsNullOrWhiteSpace(principal.FindFirstValue(PamClaims.GatewayId)))
@@ -124,10 +131,17 @@ public interface IClaimsRequirement : IAuthorizationRequirement
     string? Refuse(ClaimsPrincipal user);
 }
 
+/// <summary>
+/// A scope held by a user or a machine identity. A gateway token uploads and ends its own sessions and
+/// nothing else, whatever scopes it carries: every gateway of an org holds one, and a scope on it must
+/// not open the org's other gateways' recordings.
+/// </summary>
 public sealed record ScopeRequirement(string Scope) : IClaimsRequirement
 {
     public string? Refuse(ClaimsPrincipal user) =>
-        Caller.SplitScopes(user).Contains(Scope) ? null : $"The token lacks the '{Scope}' scope.";
+        user.FindFirstValue(PamClaims.ActorType) == "gateway" ? $"A gateway token only records its own sessions; '{Scope}' needs a user or identity token."
+        : Caller.SplitScopes(user).Contains(Scope) ? null
+        : $"The token lacks the '{Scope}' scope.";
 }
 
 public sealed record GatewayRequirement : IClaimsRequirement

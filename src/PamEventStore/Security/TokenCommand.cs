@@ -41,6 +41,12 @@ public sealed class TokenCommand : JasperFxCommand<TokenInput>
             return false;
         }
 
+        if (input.GatewayFlag is not null && !string.IsNullOrWhiteSpace(input.ScopeFlag))
+        {
+            Console.Error.WriteLine("A gateway token takes no --scope: it uploads to and ends its own sessions, and reads nothing.");
+            return false;
+        }
+
         using var host = input.BuildHost();
         var configuration = host.Services.GetRequiredService<IConfiguration>();
         var options = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
@@ -54,7 +60,7 @@ public sealed class TokenCommand : JasperFxCommand<TokenInput>
         var scopes = input.ScopeFlag?.Split(' ', StringSplitOptions.RemoveEmptyEntries) ?? [];
         var projects = input.ProjectsFlag?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
         var claims = input.GatewayFlag is { } gateway
-            ? TokenClaims.ForGateway(input.OrgFlag, gateway) with { Scopes = scopes, ProjectIds = projects }
+            ? TokenClaims.ForGateway(input.OrgFlag, gateway) with { ProjectIds = projects }
             : new TokenClaims(input.OrgFlag, (input.UserFlag ?? input.IdentityFlag)!, input.UserFlag is null ? "identity" : "user", Scopes: scopes, ProjectIds: projects);
 
         Console.WriteLine(DevelopmentTokens.Issue(claims, options, key, TimeSpan.FromHours(input.HoursFlag), DateTimeOffset.UtcNow));

@@ -57,6 +57,34 @@ public sealed class when_ending_sessions(PamStoreHost store)
         (await _org.SessionAsync(session)).GetProperty("endReason").GetString().ShouldBe("idle_timeout");
     }
 
+    [Theory]
+    [InlineData("idle%00timeout")]
+    [InlineData("idle%0Atimeout")]
+    [InlineData("idle%1B%5B2Jtimeout")]
+    [InlineData("%C2%85")]
+    public async Task a_reason_holding_a_control_character_is_refused_and_the_session_stays_open(string reason)
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 1));
+
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/end?reason={reason}", _org.GatewayToken());
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+        (await _org.SessionAsync(session)).GetProperty("status").GetString().ShouldBe("active");
+        (await _org.EndAsync(session)).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task a_reason_in_any_script_is_kept()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/end?reason={Uri.EscapeDataString("délai d'inactivité 超时")}", _org.GatewayToken());
+
+        reply.Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.SessionAsync(session)).GetProperty("endReason").GetString().ShouldBe("délai d'inactivité 超时");
+    }
+
     [Fact]
     public async Task a_restarted_gateway_reads_where_its_upload_stands()
     {

@@ -321,6 +321,45 @@ public sealed class when_creating_sessions(PamStoreHost store)
         ShouldBeInvalid(await Create(body), field);
     }
 
+    /// <summary>PostgreSQL stores no NUL in JSON, and a name with a line break or an escape splits or colours the log lines and screens it is shown on.</summary>
+    public static TheoryData<string, string> ControlCharacters => new()
+    {
+        { "projectId", "project\u00001" }, { "resourceName", "orders\u0000db" }, { "accountName", "app_rw\u0000" }, { "userId", "\u0000user-42" },
+        { "gatewayId", "gw\u00007" }, { "resourceName", "orders-db\n" }, { "accountName", "app\u001b[31mrw" }, { "userId", "user\u007f42" }, { "resourceName", "orders\u0085db" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ControlCharacters))]
+    public async Task a_field_holding_a_control_character_is_invalid_and_named(string field, string value)
+    {
+        var body = Body();
+        body[field] = value;
+
+        ShouldBeInvalid(await Create(body), field);
+    }
+
+    [Theory]
+    [InlineData("projectId")]
+    [InlineData("resourceName")]
+    [InlineData("userId")]
+    public async Task a_field_holding_half_a_surrogate_pair_is_a_bad_request(string field)
+    {
+        var json = Body().ToJsonString().Replace("\"" + field + "\":\"", "\"" + field + "\":\"\\ud800", StringComparison.Ordinal);
+        json.ShouldContain("\\ud800");
+
+        (await Create(json)).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+    }
+
+    [Fact]
+    public async Task names_in_any_script_are_accepted()
+    {
+        var body = Body();
+        body["resourceName"] = "база-данных 注文 🚀";
+        body["accountName"] = "Größe admin";
+
+        (await Create(body)).Status.ShouldBe(HttpStatusCode.Created);
+    }
+
     [Theory]
     [InlineData("SSH")]
     [InlineData("-ssh")]

@@ -205,6 +205,23 @@ public sealed class when_authenticating_callers(PamStoreHost store)
         await ShouldBeUnauthorized(endpoint, Mint(claims));
     }
 
+    /// <summary>Who acted is stored with what they did: a subject or gateway PostgreSQL cannot store, or a log line would split on, is no identity.</summary>
+    public static TheoryData<string, string, string> ControlCharacterClaims => new()
+    {
+        { "create", PamClaims.Subject, "ali\u0000ce" }, { "upload", PamClaims.Subject, "gateway:\u0000gw-1" }, { "legacy-logs", PamClaims.Subject, "gateway:gw-1\n" },
+        { "read-session", PamClaims.Subject, "ali\u0007ce" }, { "end", PamClaims.Subject, "gateway:gw-1\u0000" }, { "upload-state", PamClaims.GatewayId, Org.Gateway + "\u0000" },
+        { "upload", PamClaims.GatewayId, Org.Gateway + "\r" },
+    };
+
+    [Theory]
+    [MemberData(nameof(ControlCharacterClaims))]
+    public async Task a_token_whose_subject_or_gateway_holds_a_control_character_is_unauthorized(string endpoint, string claim, string value)
+    {
+        var claims = RawClaims(endpoint);
+        claims[claim] = value;
+        await ShouldBeUnauthorized(endpoint, Mint(claims));
+    }
+
     [Theory]
     [MemberData(nameof(Endpoints))]
     public async Task a_token_without_actor_type_is_unauthorized(string endpoint)

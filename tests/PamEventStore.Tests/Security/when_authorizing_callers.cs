@@ -169,6 +169,32 @@ public sealed class when_authorizing_callers(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_gateway_token_reads_nothing_whatever_scopes_it_carries()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeAccepted(0);
+
+        foreach (var gateway in new[] { Org.Gateway, "gw-2" })
+        {
+            var token = TestKeys.Token(TokenClaims.ForGateway(_org.Id, gateway) with { Scopes = PamScopes.All });
+
+            ShouldNameTheScope(await _org.LogsAsync(session, token: token), PamScopes.Read);
+            ShouldNameTheScope(await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", token), PamScopes.Read);
+            ShouldNameTheScope(await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/integrity", token), PamScopes.Read);
+        }
+    }
+
+    [Fact]
+    public async Task a_gateway_token_carrying_the_create_scope_may_not_create_sessions()
+    {
+        var id = Guid.NewGuid();
+        var token = TestKeys.Token(TokenClaims.ForGateway(_org.Id, Org.Gateway) with { Scopes = [PamScopes.Create] });
+
+        ShouldNameTheScope(await _org.CreateAsync(SessionBody(id), token), PamScopes.Create);
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{id}", _org.UserToken())).Status.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task an_identity_token_with_the_create_scope_may_create()
     {
         var token = TestKeys.Token(new TokenClaims(_org.Id, "platform-identity", "identity", Scopes: [PamScopes.Create]));
@@ -479,6 +505,31 @@ public sealed class when_authorizing_callers(PamStoreHost store)
         (await _org.EndAsync(session, LimitedUser("project-1"))).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
 
         await ShouldBeUntouched(session);
+    }
+
+    [Fact]
+    public async Task a_gateway_token_limited_to_other_projects_finds_no_session_to_record()
+    {
+        var session = await _org.CreateSessionAsync(projectId: "project-1");
+        var limited = TestKeys.Token(TokenClaims.ForGateway(_org.Id, Org.Gateway) with { ProjectIds = ["project-9"] });
+
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/upload-state", limited)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await _org.UploadAsync(session, 0, Lines(0, 2), token: limited)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await _org.UploadLegacyAsync(session, Lines(0, 2), limited)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await _org.EndAsync(session, limited)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+
+        await ShouldBeUntouched(session);
+    }
+
+    [Fact]
+    public async Task a_gateway_token_limited_to_the_sessions_project_records_it()
+    {
+        var session = await _org.CreateSessionAsync(projectId: "project-1");
+        var limited = TestKeys.Token(TokenClaims.ForGateway(_org.Id, Org.Gateway) with { ProjectIds = ["project-9", "project-1"] });
+
+        (await _org.UploadAsync(session, 0, Lines(0, 2), token: limited)).ShouldBeAccepted(0);
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/upload-state", limited)).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.EndAsync(session, limited)).Status.ShouldBe(HttpStatusCode.OK);
     }
 
     [Fact]

@@ -430,6 +430,16 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task the_token_command_refuses_scopes_on_a_gateway_token()
+    {
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "token", "--org", _org, "--gateway", "gw-1", "--scope", "pam.sessions.read");
+
+        exitCode.ShouldNotBe(0, output);
+        output.ShouldContain("takes no --scope");
+        output.ShouldNotContain("eyJ");
+    }
+
+    [Fact]
     public async Task the_rotate_keys_command_adds_a_data_key_and_old_batches_stay_readable()
     {
         var session = await CreateSession();
