@@ -86,7 +86,8 @@ public sealed class UploadCommits : IAsyncDisposable
     public Task<UploadOutcome> CommitAsync(ReadyUpload upload, CancellationToken ct)
     {
         // A caller that goes away before its upload is taken into a group takes it away with it, as a
-        // request cancelled before its transaction would; once taken, it is decided and committed.
+        // request cancelled before its transaction would; once taken, it is decided and committed with its
+        // group (should the group fail as a whole, it is tried again alone only while its caller still waits).
         // Its share of the node's limit stays held while it waits in memory, even once its caller is gone.
         var waiting = new WaitingUpload(upload, ct);
         if (!_queue.Writer.TryWrite(waiting)) return CommitAloneAsync(upload);
