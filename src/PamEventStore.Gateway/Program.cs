@@ -26,6 +26,7 @@ var infisical = new Option<bool>("--infisical") { Description = "Behave exactly 
 kind.AcceptOnlyFromAmong("terminal", "sql");
 
 var cast = new Option<FileInfo>("--cast") { Description = "An asciicast v2 file", Required = true };
+cast.AcceptExistingOnly();
 var speed = new Option<double>("--speed") { Description = "Playback speed", DefaultValueFactory = _ => 1.0 };
 var gatewayId = new Option<string>("--gateway") { Description = "Gateway id", DefaultValueFactory = _ => "gw-1" };
 

@@ -105,6 +105,31 @@ app.MapWolverineEndpoints(opts =>
     opts.AddParameterHandlingStrategy(new CallerParameter());
 });
 
+// Settings given on the command line (`--Uploads:MaxBatchBytes=1000`, `--urls ...`) were read into the
+// configuration by the builder; JasperFx would take a first one for an unknown flag of its `run` command
+// and refuse to start. With nothing but settings, the service simply runs; anything else is a command.
+if (OnlySettings(args))
+{
+    await app.RunAsync();
+    return 0;
+}
+
 return await app.RunJasperFxCommands(args);
+
+// `--Section:Key=value` or `--Section:Key value`, and the host's own `--urls`, `--environment`, `--contentRoot`.
+static bool OnlySettings(string[] args)
+{
+    string[] hostKeys = ["urls", "environment", "contentRoot", "applicationName"];
+    for (var i = 0; i < args.Length; i++)
+    {
+        if (!args[i].StartsWith("--", StringComparison.Ordinal)) return false;
+        var setting = args[i][2..];
+        var key = setting.Split('=', 2)[0];
+        if (!key.Contains(':') && !hostKeys.Contains(key, StringComparer.OrdinalIgnoreCase)) return false;
+        if (!setting.Contains('=') && ++i >= args.Length) return false;
+    }
+
+    return args.Length > 0;
+}
 
 public partial class Program;

@@ -40,10 +40,11 @@ public sealed class ServiceProcess : IAsyncDisposable
     }
 
     /// <param name="settings">Configuration keys (":" or "__"), including ASPNETCORE_ENVIRONMENT to run as other than Testing.</param>
-    public static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings)
+    /// <param name="arguments">The service's command line (the address it listens on is given as <c>ASPNETCORE_URLS</c>).</param>
+    public static async Task<ServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings, params string[] arguments)
     {
         var url = $"http://127.0.0.1:{FreePort()}";
-        var (process, output) = Launch(settings, "--urls", url);
+        var (process, output) = Launch(new Dictionary<string, string>(settings) { ["ASPNETCORE_URLS"] = url }, arguments);
         var service = new ServiceProcess(process, output, new Uri(url));
 
         var deadline = DateTime.UtcNow.AddSeconds(60);

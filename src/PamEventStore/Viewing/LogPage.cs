@@ -31,8 +31,8 @@ public sealed record LogPageBatch(
     long StartOffset,
     long? EndOffset,
     int EventCount,
-    DateTimeOffset FirstEventAt,
-    DateTimeOffset LastEventAt,
+    DateTimeOffset? FirstEventAt,
+    DateTimeOffset? LastEventAt,
     string Fingerprint,
     BatchReadStatus Status)
 {
@@ -46,11 +46,11 @@ public sealed record LogPageBatch(
 
     /// <summary>The legacy upload at its place after the batches, whether or not it opened.</summary>
     public static LogPageBatch OfLegacy(long sequence, LegacyLogsUploaded logs, BatchReadStatus status) => new(
-        sequence, 0, null, logs.EventCount, logs.FirstEventAt ?? default, logs.LastEventAt ?? default,
+        sequence, 0, null, logs.EventCount, logs.FirstEventAt, logs.LastEventAt,
         Convert.ToHexStringLower(logs.ContentFingerprint), status) { Legacy = true };
 
     /// <summary>Indexed by the session, but not found in its stream.</summary>
-    public static LogPageBatch Missing(long sequence) => new(sequence, 0, null, 0, default, default, "", BatchReadStatus.Missing);
+    public static LogPageBatch Missing(long sequence) => new(sequence, 0, null, 0, null, null, "", BatchReadStatus.Missing);
 }
 
 public static class StoredRecording

@@ -59,7 +59,14 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
         var session = await _org.CreateSessionAsync();
 
         (await _org.UploadLegacyAsync(session, "[]")).Status.ShouldBe(HttpStatusCode.OK);
-        (await _org.LogsAsync(session)).Body.GetProperty("logs").GetArrayLength().ShouldBe(0);
+        var page = (await _org.LogsAsync(session)).Body;
+        page.GetProperty("logs").GetArrayLength().ShouldBe(0);
+
+        // It has no events, so no first or last event time (not the year 1).
+        var entry = page.GetProperty("batches").EnumerateArray().ShouldHaveSingleItem();
+        entry.GetProperty("eventCount").GetInt32().ShouldBe(0);
+        entry.GetProperty("firstEventAt").ValueKind.ShouldBe(System.Text.Json.JsonValueKind.Null);
+        entry.GetProperty("lastEventAt").ValueKind.ShouldBe(System.Text.Json.JsonValueKind.Null);
     }
 
     [Fact]

@@ -430,6 +430,18 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task settings_given_on_the_command_line_apply()
+    {
+        await using var service = await ServiceProcess.StartAsync(Settings, "--Uploads:MaxBatchBytes=1000");
+        var session = await CreateSession(service);
+
+        var reply = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 20)));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        reply.Body.GetProperty("limit").GetInt64().ShouldBe(1000);
+    }
+
+    [Fact]
     public async Task the_token_command_refuses_scopes_on_a_gateway_token()
     {
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "token", "--org", _org, "--gateway", "gw-1", "--scope", "pam.sessions.read");
