@@ -59,6 +59,10 @@ builder.Services.AddSingleton<PageTurns>();
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();
 
+// Wolverine logs a create body it cannot read at Error, with a stack trace, under the body's type name;
+// the caller is answered 400 invalid-request. A client's mistake is not an error of the node.
+builder.Logging.AddFilter(typeof(PamEventStore.Platform.CreateSession).FullName, level => level < LogLevel.Error);
+
 builder.Services
     .AddMarten(sp =>
     {

@@ -458,6 +458,16 @@ public sealed class when_creating_sessions(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_malformed_json_body_is_not_logged_as_an_error_of_the_node()
+    {
+        var before = store.Logs.Entries.Count;
+
+        ShouldBeBadRequestProblem(await Create("{\"projectId\": \"p\",}"));
+
+        store.Logs.Entries.Skip(before).Where(e => e.Level >= Microsoft.Extensions.Logging.LogLevel.Error).ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task a_malformed_json_body_is_an_invalid_request_problem()
     {
         // Every error is meant to carry a urn:pam-event-store:problem type clients can branch on.
