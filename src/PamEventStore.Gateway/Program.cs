@@ -28,6 +28,10 @@ kind.AcceptOnlyFromAmong("terminal", "sql");
 var cast = new Option<FileInfo>("--cast") { Description = "An asciicast v2 file", Required = true };
 cast.AcceptExistingOnly();
 var speed = new Option<double>("--speed") { Description = "Playback speed", DefaultValueFactory = _ => 1.0 };
+speed.Validators.Add(result =>
+{
+    if (result.GetValueOrDefault<double>() is not (> 0 and < double.PositiveInfinity)) result.AddError("--speed must be a positive number, e.g. 2 for twice as fast.");
+});
 var gatewayId = new Option<string>("--gateway") { Description = "Gateway id", DefaultValueFactory = _ => "gw-1" };
 
 var simulate = new Command("simulate", "Run gateways that record sessions and upload a batch per session every interval")
@@ -52,19 +56,38 @@ simulate.SetAction(async (parse, ct) =>
     Console.WriteLine($"{report.Uploads} uploads from {report.Sessions} sessions in {report.Elapsed.TotalSeconds:0.0} s ({report.UploadsPerSecond:0.0}/s), " +
                       $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{(f.Key == 0 ? "no answer" : f.Key)}: {f.Value}]"))}");
     Console.WriteLine($"latency p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms; largest flush lag {report.MaxLag.TotalMilliseconds:0} ms");
-    return report.FailureCount == 0 ? 0 : 1;
+    if (report.NotEnded > 0) Console.WriteLine($"{report.NotEnded} sessions left open: their final upload failed (their recording is kept, not sent)");
+    return report.FailureCount == 0 && report.NotEnded == 0 ? 0 : 1;
 });
 
 var replay = new Command("replay", "Play an asciicast as a live SSH session through a gateway") { url, org, signingKeyFile, signingKey, cast, speed, interval, gatewayId };
 replay.SetAction(async (parse, ct) =>
 {
     using var http = new HttpClient { BaseAddress = new Uri(parse.GetValue(url)!) };
-    using var reader = parse.GetValue(cast)!.OpenText();
-    var recording = Asciicast.Read(reader);
-    var sessionId = await new LiveReplay(new PamApiClient(http), Tokens(parse), parse.GetValue(org)!, parse.GetValue(gatewayId)!)
-        .RunAsync(recording, parse.GetValue(speed), parse.GetValue(interval), Console.WriteLine, ct);
-    Console.WriteLine(sessionId);
-    return 0;
+    Asciicast recording;
+    try
+    {
+        using var reader = parse.GetValue(cast)!.OpenText();
+        recording = Asciicast.Read(reader);
+    }
+    catch (FormatException e)
+    {
+        Console.Error.WriteLine($"{parse.GetValue(cast)!.Name}: {e.Message}");
+        return 2;
+    }
+
+    try
+    {
+        var sessionId = await new LiveReplay(new PamApiClient(http), Tokens(parse), parse.GetValue(org)!, parse.GetValue(gatewayId)!)
+            .RunAsync(recording, parse.GetValue(speed), parse.GetValue(interval), Console.WriteLine, ct);
+        Console.WriteLine(sessionId);
+        return 0;
+    }
+    catch (InvalidOperationException e)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 1;
+    }
 });
 
 return await new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay }.Parse(args).InvokeAsync();
@@ -73,9 +96,11 @@ static TimeSpan Duration(System.CommandLine.Parsing.ArgumentResult result)
 {
     var text = result.Tokens.Single().Value;
     var (number, unit) = text.EndsWith("ms") ? (text[..^2], 0.001) : text.EndsWith('s') ? (text[..^1], 1) : text.EndsWith('m') ? (text[..^1], 60) : (text, double.NaN);
-    if (double.TryParse(number, System.Globalization.CultureInfo.InvariantCulture, out var value) && !double.IsNaN(unit)) return TimeSpan.FromSeconds(value * unit);
-    if (TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var span)) return span;
-    result.AddError($"'{text}' is not a duration such as 500ms, 10s or 2m.");
+    var span = double.TryParse(number, System.Globalization.CultureInfo.InvariantCulture, out var value) && !double.IsNaN(unit) && double.IsFinite(value * unit) && value * unit < TimeSpan.MaxValue.TotalSeconds
+        ? TimeSpan.FromSeconds(value * unit)
+        : TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var parsed) ? parsed : (TimeSpan?)null;
+    if (span > TimeSpan.Zero) return span.Value;
+    result.AddError($"'{text}' is not a positive duration such as 500ms, 10s or 2m.");
     return default;
 }
 

@@ -1,7 +1,9 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using System.Text.Json;
 using Npgsql;
 using PamEventStore.Gateway.Client;
 using PamEventStore.Gateway.Simulation;
@@ -455,6 +457,11 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         // for the page at offset 0 (EXPLAIN ANALYZE through --statements, 2026-12-05).
         await using (var analyze = new NpgsqlCommand("analyze", connection)) await analyze.ExecuteNonQueryAsync();
 
+        // What is timed must be the page asked for: 100 batches from the offset, every one opened.
+        await CheckPageAsync(http, reader, plan.SessionId, 0);
+        await CheckPageAsync(http, reader, plan.SessionId, size.DeepPageOffset);
+        if ((await raw.ReadPageAsync(connection, plan.SessionId, deepOffset, 100)).Rows != 100) throw new InvalidOperationException("the raw page does not hold 100 rows");
+
         var (first, deep, rawFirst, rawDeep) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
         // Steady state on both sides: past the runtime's 30 calls before a method is recompiled
         // optimized (tiered compilation), then a pause for that background compilation to finish.
@@ -466,13 +473,33 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
 
         await Task.Delay(TimeSpan.FromSeconds(1));
 
+        // Each side in turn goes first (A-B-B-A), after a short pause, so that neither is always timed
+        // just after the other's work (a page's response, its garbage) while the cores are still busy with it.
         await ResetStatementsAsync();
         for (var i = 0; i < size.PageRepeats; i++)
         {
-            first.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, 0)));
-            deep.Add(await TimeAsync(() => GetPageAsync(http, reader, plan.SessionId, size.DeepPageOffset)));
-            rawFirst.Add(await TimeAsync(() => raw.ReadPageAsync(connection, plan.SessionId, 0, 100)));
-            rawDeep.Add(await TimeAsync(() => raw.ReadPageAsync(connection, plan.SessionId, deepOffset, 100)));
+            async Task ServiceAsync()
+            {
+                first.Add(await PausedTimeAsync(() => GetPageAsync(http, reader, plan.SessionId, 0)));
+                deep.Add(await PausedTimeAsync(() => GetPageAsync(http, reader, plan.SessionId, size.DeepPageOffset)));
+            }
+
+            async Task RawAsync()
+            {
+                rawFirst.Add(await PausedTimeAsync(async () => (await raw.ReadPageAsync(connection, plan.SessionId, 0, 100)).Bytes));
+                rawDeep.Add(await PausedTimeAsync(async () => (await raw.ReadPageAsync(connection, plan.SessionId, deepOffset, 100)).Bytes));
+            }
+
+            if (i % 2 == 0)
+            {
+                await ServiceAsync();
+                await RawAsync();
+            }
+            else
+            {
+                await RawAsync();
+                await ServiceAsync();
+            }
         }
 
         await ReportStatementsAsync("pages", size.PageRepeats * 2, "page");
@@ -524,10 +551,11 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         await connection.OpenAsync();
         await using (var vacuum = new NpgsqlCommand("vacuum analyze", connection)) await vacuum.ExecuteNonQueryAsync();
 
-        // Everything the event store keeps: events, streams, snapshots, the batch index, keys; with indexes and TOAST.
+        // Everything the service keeps in its schema: events, streams, snapshots, the batch index, keys,
+        // Wolverine's own tables and the sequences; with indexes and TOAST.
         await using var size = new NpgsqlCommand(
             "select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint from pg_class c join pg_namespace n on n.oid = c.relnamespace " +
-            "where n.nspname = 'pam' and c.relkind = 'r' and c.relname like 'mt_%'", connection);
+            "where n.nspname = 'pam' and c.relkind in ('r', 'm', 'S')", connection);
         var serviceBytes = (long)(await size.ExecuteScalarAsync())!;
         var rawBytes = await raw.SizeOnDiskAsync();
         var perByte = (double)serviceBytes / _servicePayloadBytes;
@@ -649,14 +677,45 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
     private static Dictionary<string, string> GatewayTokens(DevelopmentTokens tokens, string org, IEnumerable<SessionPlan> plans) =>
         plans.Select(p => p.GatewayId).Distinct().ToDictionary(g => g, g => tokens.Gateway(org, g));
 
+    /// <summary>A page read to its end as a client would, its bytes dropped as they come (no copy of the whole page to collect afterwards).</summary>
     private static async Task<int> GetPageAsync(HttpClient http, string token, Guid sessionId, long offset)
+    {
+        using var response = await SendPageRequestAsync(http, token, sessionId, offset);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var buffer = ArrayPool<byte>.Shared.Rent(64 * 1024);
+        try
+        {
+            var total = 0;
+            for (int read; (read = await body.ReadAsync(buffer)) > 0;) total += read;
+            return total;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The page holds the 100 batches from <paramref name="offset"/>, in order, every one opened.</summary>
+    private static async Task CheckPageAsync(HttpClient http, string token, Guid sessionId, long offset)
+    {
+        using var response = await SendPageRequestAsync(http, token, sessionId, offset);
+        using var page = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync());
+        var batches = page.RootElement.GetProperty("batches").EnumerateArray().ToList();
+        if (!batches.Select(b => b.GetProperty("sequence").GetInt64()).SequenceEqual(Enumerable.Range(0, 100).Select(i => offset + i))
+            || batches.Any(b => b.GetProperty("status").GetString() != "ok"))
+        {
+            throw new InvalidOperationException($"the page at {offset} is not its 100 batches, all opened: {page.RootElement.GetProperty("batches")}");
+        }
+    }
+
+    private static async Task<HttpResponseMessage> SendPageRequestAsync(HttpClient http, string token, Guid sessionId, long offset)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/pam/sessions/{sessionId}/logs?offset={offset}&limit=100");
         request.Headers.Authorization = new("Bearer", token);
-        using var response = await http.SendAsync(request);
-        var body = await response.Content.ReadAsByteArrayAsync();
-        if (response.StatusCode != HttpStatusCode.OK) throw new InvalidOperationException($"page at {offset}: {(int)response.StatusCode}");
-        return body.Length;
+        var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (response.StatusCode == HttpStatusCode.OK) return response;
+        response.Dispose();
+        throw new InvalidOperationException($"page at {offset}: {(int)response.StatusCode}");
     }
 
     private static async Task<double> TimeAsync(Func<Task<int>> action)
@@ -664,6 +723,13 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         var started = Stopwatch.GetTimestamp();
         await action();
         return Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+    }
+
+    /// <summary>Timed after a few milliseconds in which nothing is asked of either side, so that what the step before left running settles.</summary>
+    private static async Task<double> PausedTimeAsync(Func<Task<int>> action)
+    {
+        await Task.Delay(5);
+        return await TimeAsync(action);
     }
 
     private static double Median(Span<double> values)

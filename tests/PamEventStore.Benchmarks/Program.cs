@@ -2,14 +2,14 @@ using System.Runtime.InteropServices;
 using PamEventStore.Benchmarks;
 
 // dotnet run -c Release --project tests/PamEventStore.Benchmarks -- [--quick] [--no-fsync] [--only ingest|latency|pages|fleets] [--statements] [--pg name=value]... [--service name=value]... [--fresh-wal] [--out bench-results/latest.json]
-// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json
+// dotnet run -c Release --project tests/PamEventStore.Benchmarks -- verify bench-results/latest.json [quick|full]
 
-if (args is ["verify", var file])
+if (args is ["verify", var file, .. var rest] && rest.Length <= 1)
 {
     try
     {
-        var verified = BenchmarkResults.Verify(file);
-        Console.WriteLine($"{file}: {verified.Figures.Count} figures ({verified.Mode} run), all present");
+        var verified = BenchmarkResults.Verify(file, rest.FirstOrDefault());
+        Console.WriteLine($"{file}: {verified.Figures.Count} figures ({verified.Mode} run), all present and consistent");
         return 0;
     }
     catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException or IOException)

@@ -82,18 +82,27 @@ public sealed class RawBaseline(string connectionString) : IAsyncDisposable
 
     public ValueTask DisposeAsync() => _pool.DisposeAsync();
 
-    /// <summary>The same page the service serves: 100 rows of a session from an offset, by index, decrypted.</summary>
-    public async Task<int> ReadPageAsync(NpgsqlConnection connection, Guid sessionId, long fromOffset, int limit)
+    /// <summary>
+    /// The same page the service serves: 100 rows of a session from an offset, by index, decrypted. A
+    /// prepared statement (prepared once per connection: Npgsql keeps it), as the service's are.
+    /// </summary>
+    public async Task<(int Rows, int Bytes)> ReadPageAsync(NpgsqlConnection connection, Guid sessionId, long fromOffset, int limit)
     {
         await using var select = new NpgsqlCommand(
             $"select encrypted_events_blob from {Table} where session_id = $1 and start_offset >= $2 order by start_offset limit $3", connection);
-        select.Parameters.AddWithValue(sessionId);
-        select.Parameters.AddWithValue(fromOffset);
-        select.Parameters.AddWithValue(limit);
+        select.Parameters.Add(new NpgsqlParameter<Guid> { TypedValue = sessionId });
+        select.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fromOffset });
+        select.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        await select.PrepareAsync();
         await using var reader = await select.ExecuteReaderAsync();
-        var bytes = 0;
-        while (await reader.ReadAsync()) bytes += Open((byte[])reader[0]).Length;
-        return bytes;
+        var (rows, bytes) = (0, 0);
+        while (await reader.ReadAsync())
+        {
+            rows++;
+            bytes += Open((byte[])reader[0]).Length;
+        }
+
+        return (rows, bytes);
     }
 
     public async Task<long> SizeOnDiskAsync()

@@ -34,16 +34,36 @@ public sealed record BenchmarkResults(
         await File.WriteAllTextAsync(path, JsonSerializer.Serialize(this, Json));
     }
 
-    /// <summary>Reads a results file back and checks it holds every figure with a number.</summary>
-    public static BenchmarkResults Verify(string path)
+    /// <summary>
+    /// Reads a results file back and checks it is a whole run that worked: of the <paramref name="mode"/>
+    /// asked for (when given), every figure there with a positive number, each ratio its value over its
+    /// baseline, a verdict for each target, and no upload failed in the fleet phases.
+    /// </summary>
+    public static BenchmarkResults Verify(string path, string? mode = null)
     {
         var results = JsonSerializer.Deserialize<BenchmarkResults>(File.ReadAllText(path), Json)
                       ?? throw new InvalidDataException($"{path} is empty.");
+        if (results.Figures is null) throw new InvalidDataException($"{path} has no figures.");
+        if (mode is not null && results.Mode != mode) throw new InvalidDataException($"{path} is a {results.Mode} run, not {mode}.");
         var missing = RequiredFigures.Except(results.Figures.Select(f => f.Key)).ToList();
         if (missing.Count > 0) throw new InvalidDataException($"{path} lacks figures: {string.Join(", ", missing)}");
-        var broken = results.Figures.Where(f => !double.IsFinite(f.Value)).Select(f => f.Key).ToList();
-        if (broken.Count > 0) throw new InvalidDataException($"{path} has no value for: {string.Join(", ", broken)}");
+
+        var problems = results.Figures.SelectMany(Problems)
+            .Concat((results.Details ?? new Dictionary<string, double>())
+                .Where(d => d.Key.EndsWith("_failures", StringComparison.Ordinal) && d.Value != 0)
+                .Select(d => $"{d.Key} = {d.Value}: uploads failed"))
+            .ToList();
+        if (problems.Count > 0) throw new InvalidDataException($"{path}: {string.Join("; ", problems)}");
         return results;
+    }
+
+    private static IEnumerable<string> Problems(Figure f)
+    {
+        if (!(double.IsFinite(f.Value) && f.Value > 0)) yield return $"{f.Key} has no positive value ({f.Value})";
+        if (f.Baseline is { } baseline && !(double.IsFinite(baseline) && baseline > 0)) yield return $"{f.Key} has no positive baseline ({baseline})";
+        if (f.Ratio is { } ratio && (!double.IsFinite(ratio) || f.Baseline is not { } of || !(Math.Abs(ratio - f.Value / of) <= 1e-9 * Math.Abs(ratio))))
+            yield return $"{f.Key}'s ratio {ratio} is not its value over its baseline";
+        if (!string.IsNullOrEmpty(f.Target) && f.Met is null) yield return $"{f.Key} has a target but no verdict";
     }
 
     public void Print(TextWriter output)

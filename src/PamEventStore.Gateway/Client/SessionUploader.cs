@@ -26,21 +26,34 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
     public KeptHead? LastHead { get; private set; }
 
     /// <summary>
-    /// An answer put the chain shorter than a head answered before (or a stored batch no longer): events of
-    /// the session were removed from the store since, as only a cut makes a chain shorter. <see cref="LastHead"/> shows it.
+    /// An answer showed the stored chain is not the one answered before: shorter than a head answered
+    /// before, the same length with another link, no longer after a stored batch, or a stored batch numbered
+    /// no higher than one stored before. Only a cut or a rewrite of the session's stored events does that
+    /// (a cut followed by an upload can answer a longer chain: the batch numbers show it). <see cref="LastHead"/> shows it.
     /// </summary>
     public bool ChainWentBack { get; private set; }
 
+    private long? _lastSequence;
+
     /// <param name="head">Where the chain stands, as an answer gave it.</param>
-    /// <param name="appended">
-    /// The answer is to something that lengthened the chain (a stored batch): then even the same length as
-    /// before is a cut. An end may append nothing (the session had ended already), never less.
+    /// <param name="storedSequence">
+    /// The number of the batch the answer stored, when it stored one: then the chain must be longer than
+    /// before and the number higher. An end may append nothing (the session had ended already), never less.
     /// </param>
-    private void Keep(KeptHead? head, bool appended)
+    private void Keep(KeptHead? head, long? storedSequence)
     {
         if (head is null || ChainWentBack) return;
-        if (LastHead is { } last && (head.Length < last.Length || (appended && head.Length == last.Length))) ChainWentBack = true;
-        else if (head.Length > (LastHead?.Length ?? 0)) LastHead = head;
+        if (LastHead is { } last
+            && (head.Length < last.Length
+                || (head.Length == last.Length && (storedSequence is not null || head.Head != last.Head))
+                || (storedSequence is { } stored && _lastSequence is { } before && stored <= before)))
+        {
+            ChainWentBack = true;
+            return;
+        }
+
+        if (head.Length > (LastHead?.Length ?? 0)) LastHead = head;
+        if (storedSequence is not null) _lastSequence = storedSequence;
     }
 
     /// <returns>The service's answer, or null when there was nothing to send.</returns>
@@ -63,7 +76,7 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         if (result.Succeeded)
         {
             File.Acknowledge(batch);
-            Keep(result.Head, appended: true);
+            Keep(result.Head, result.Duplicate ? null : result.Sequence);
         }
         else if (result.MeansOldPlatform)
         {
@@ -73,16 +86,49 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
         return result;
     }
 
-    /// <summary>The gateway's cleanup: a final flush (or the legacy upload), then end the session.</summary>
-    /// <returns>The session's seal, as the end answered it (null from a service without one).</returns>
-    public async Task<KeptHead?> EndAsync(string reason, CancellationToken ct)
+    /// <summary>
+    /// The gateway's cleanup: everything recorded is uploaded (as many batches as it takes, or the legacy
+    /// upload), then the session is ended. Should an upload fail, the session is not ended: as an Infisical
+    /// gateway keeps its recording file for a later try, the recording stays here to be sent again, and a
+    /// session is never ended without it.
+    /// </summary>
+    public async Task<SessionEnd> EndAsync(string reason, CancellationToken ct)
     {
-        await FlushAsync(ct);
-        if (LegacyMode && File.NextBatch() is { } everything) await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
+        while (!LegacyMode && File.NextBatch() is not null)
+        {
+            if (await FlushAsync(ct) is { Succeeded: false, MeansOldPlatform: false } failed) return new SessionEnd(null, failed);
+        }
+
+        // What was never acknowledged: the whole recording when the first upload met the 404, as an
+        // Infisical gateway sends it. After batches were stored (a route gone mid-session, which this
+        // service never does), an Infisical gateway sends its whole file again; this client does not, so
+        // that what was stored is not stored twice.
+        if (LegacyMode && File.NextBatch() is { } everything)
+        {
+            UploadResult legacy;
+            try
+            {
+                legacy = await client.UploadLegacyLogsAsync(gatewayToken, sessionId, everything.Body, ct);
+            }
+            catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+            {
+                legacy = UploadResult.NoAnswer(e.Message);
+            }
+
+            if (!legacy.Succeeded) return new SessionEnd(null, legacy);
+            File.Acknowledge(everything);
+        }
+
         // The end answers the chain as it stands, and the seal, which may be older than a final flush
         // stored after another's end.
         var session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
-        Keep(KeptHead.HeadOf(session), appended: false);
-        return KeptHead.SealOf(session);
+        Keep(KeptHead.HeadOf(session), storedSequence: null);
+        return new SessionEnd(KeptHead.SealOf(session), null);
     }
+}
+
+/// <summary>How ending a session went: its seal once ended; otherwise the upload that failed, and the session was left open.</summary>
+public sealed record SessionEnd(KeptHead? Seal, UploadResult? Failed)
+{
+    public bool Ended => Failed is null;
 }

@@ -14,6 +14,8 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
 {
     public async Task<Guid> RunAsync(Asciicast cast, double speed, TimeSpan interval, Action<string> progress, CancellationToken ct)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(speed);
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
         var sessionId = await client.CreateSessionAsync(tokens.Platform(orgId), new NewSession("replay", "ssh", "asciicast", "operator", "replay-user", gatewayId), ct);
         var uploader = new SessionUploader(client, sessionId, tokens.Gateway(orgId, gatewayId), sendEndOffset: true);
         progress($"session {sessionId}: replaying {cast.Events.Count} events at {speed}x");
@@ -35,8 +37,14 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
             if (ToSessionEvent(e, started) is { } recorded) uploader.File.Append(recorded);
         }
 
-        var seal = await uploader.EndAsync("cancellation", ct);
-        progress($"session {sessionId}: ended" + (seal is null ? "" : $", sealed at event {seal.Length}: {seal.Head}"));
+        var end = await uploader.EndAsync("cancellation", ct);
+        if (!end.Ended)
+        {
+            throw new InvalidOperationException(
+                $"session {sessionId}: not ended, its final upload failed ({(int)end.Failed!.Status} {end.Failed.ProblemType ?? end.Failed.Detail}); {uploader.File.PendingJsonBytes} bytes of recording not stored");
+        }
+
+        progress($"session {sessionId}: ended" + (end.Seal is not { } seal ? "" : $", sealed at event {seal.Length}: {seal.Head}"));
         return sessionId;
     }
 

@@ -28,6 +28,8 @@ public sealed record FleetOptions
     public bool EndSessions { get; init; } = true;
 }
 
+/// <param name="Uploads">Flushes the service answered with success (stored, or already stored); failed ones are only in <paramref name="Failures"/>.</param>
+/// <param name="Latency">Every answered flush, successful or not.</param>
 public sealed record FleetReport(
     int Sessions,
     int Uploads,
@@ -42,6 +44,9 @@ public sealed record FleetReport(
     public double UploadsPerSecond => Uploads / Math.Max((Elapsed - Interval).TotalSeconds, Interval.TotalSeconds);
 
     public int FailureCount => Failures.Values.Sum();
+
+    /// <summary>Sessions left open because their final upload failed (their recording was kept, not lost).</summary>
+    public int NotEnded { get; init; }
 }
 
 /// <summary>
@@ -53,6 +58,8 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
 {
     public async Task<FleetReport> RunAsync(Action<string>? progress = null, CancellationToken ct = default)
     {
+        // Every tick would be due at once, forever.
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(options.Interval, TimeSpan.Zero);
         var sessions = await OpenSessionsAsync(ct);
         progress?.Invoke($"{sessions.Count} sessions opened in org {options.OrgId}");
 
@@ -80,15 +87,24 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
                 var result = await session.Uploader.FlushAsync(ct);
                 if (result is null) continue;
                 latency.Record(clock.Elapsed - started);
-                Interlocked.Increment(ref uploads);
-                if (result.Duplicate) Interlocked.Increment(ref duplicates);
                 if (!result.Succeeded) failures.AddOrUpdate((int)result.Status, 1, (_, n) => n + 1);
+                else
+                {
+                    Interlocked.Increment(ref uploads);
+                    if (result.Duplicate) Interlocked.Increment(ref duplicates);
+                }
             }
         }, ct)));
 
         var elapsed = clock.Elapsed;
-        if (options.EndSessions) await Task.WhenAll(sessions.Select(s => s.Uploader.EndAsync("cancellation", ct)));
-        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed, options.Interval);
+        var notEnded = 0;
+        if (options.EndSessions)
+        {
+            var ends = await Task.WhenAll(sessions.Select(s => s.Uploader.EndAsync("cancellation", ct)));
+            notEnded = ends.Count(e => !e.Ended);
+        }
+
+        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed, options.Interval) { NotEnded = notEnded };
     }
 
     private sealed record FleetSession(SessionUploader Uploader, Workload Workload);

@@ -55,7 +55,7 @@ public sealed class the_reference_gateway(PamStoreHost store)
 
         var live = uploader.LastHead!;
 
-        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).Seal.ShouldNotBeNull();
 
         var integrity = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, seal);
         integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
@@ -99,7 +99,7 @@ public sealed class the_reference_gateway(PamStoreHost store)
         // Batches 1 and 2 are cut from the store, thoroughly; the gateway goes on recording and ends.
         await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 3);
         for (var i = 3; i < 6; i++) await RecordAndFlushAsync(uploader, i);
-        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).ShouldNotBeNull();
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).Seal.ShouldNotBeNull();
 
         uploader.ChainWentBack.ShouldBeTrue();
         uploader.LastHead.ShouldBe(beforeCut);
@@ -107,6 +107,42 @@ public sealed class the_reference_gateway(PamStoreHost store)
         var report = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, uploader.LastHead);
         report.GetProperty("intact").GetBoolean().ShouldBeFalse();
         report.GetProperty("problems")[0].GetProperty("kind").GetString().ShouldBe("expected");
+    }
+
+    [Fact]
+    public async Task a_cut_of_the_newest_batch_is_flagged_though_the_next_upload_answers_a_longer_chain()
+    {
+        var (client, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: true);
+        for (var i = 0; i < 3; i++) await RecordAndFlushAsync(uploader, i);
+        var beforeCut = uploader.LastHead.ShouldNotBeNull();
+
+        // The newest batch is cut from the store, thoroughly. The next upload starts where the cut batch
+        // ended, so the service records a gap and the batch: two events on four, a chain of six after five.
+        await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 4);
+        Record(uploader, 3);
+        var next = (await uploader.FlushAsync(CancellationToken.None)).ShouldNotBeNull();
+        next.Head.ShouldNotBeNull().Length.ShouldBeGreaterThan(beforeCut.Length);
+
+        uploader.ChainWentBack.ShouldBeTrue();
+        uploader.LastHead.ShouldBe(beforeCut);
+        var report = await client.GetIntegrityAsync(_tokens.Platform(_org), sessionId, uploader.LastHead);
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task an_end_answering_a_chain_of_the_kept_length_with_another_link_is_flagged()
+    {
+        var (_, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: false);
+        for (var i = 0; i < 3; i++) await RecordAndFlushAsync(uploader, i);
+        var beforeCut = uploader.LastHead.ShouldNotBeNull();
+
+        // One event cut; the end appends one: the same length as the head kept, with another link at it.
+        await StoredEvents.RewindAsync(store, new Org(store, _org), sessionId, 4);
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).Seal.ShouldNotBeNull();
+
+        seal.Length.ShouldBe(beforeCut.Length);
+        uploader.ChainWentBack.ShouldBeTrue();
+        uploader.LastHead.ShouldBe(beforeCut);
     }
 
     [Fact]
@@ -133,7 +169,7 @@ public sealed class the_reference_gateway(PamStoreHost store)
         // too and is answered the seal from before its flush; and once more.
         await client.EndSessionAsync(_tokens.Platform(_org), sessionId);
         Record(uploader, 1);
-        var seal = await uploader.EndAsync("cancellation", CancellationToken.None);
+        var seal = (await uploader.EndAsync("cancellation", CancellationToken.None)).Seal;
         await uploader.EndAsync("cancellation", CancellationToken.None);
 
         uploader.ChainWentBack.ShouldBeFalse();
@@ -222,6 +258,58 @@ public sealed class the_reference_gateway(PamStoreHost store)
         parsed!.EventCount.ShouldBe(3);
         JsonDocument.Parse(events[1]).RootElement.GetProperty("eventType").GetString().ShouldBe("input");
         JsonDocument.Parse(events[2]).RootElement.GetProperty("eventType").GetString().ShouldBe("resize");
+    }
+
+    [Fact]
+    public void an_asciicast_v3_as_asciinema_rec_writes_it_gives_times_since_the_start()
+    {
+        var cast = Asciicast.Read(new StringReader("""
+            {"version": 3, "term": {"cols": 120, "rows": 40, "type": "xterm-256color"}, "timestamp": 1764900000}
+            # a comment line
+            [0.5, "o", "$ "]
+            [0.75, "i", "l"]
+            [0.25, "o", "ls\r\n"]
+            [1.0, "x", "0"]
+            """));
+
+        (cast.Width, cast.Height).ShouldBe((120, 40));
+        cast.Events.Select(e => e.Time).ShouldBe([0.5, 1.25, 1.5, 2.5]);
+        cast.Events.Select(e => e.Code).ShouldBe(["o", "i", "o", "x"]);
+        cast.Events.Select(e => LiveReplay.ToSessionEvent(e, DateTimeOffset.UnixEpoch)).OfType<byte[]>().Count().ShouldBe(3);
+    }
+
+    public static TheoryData<string, string> MalformedCasts => new()
+    {
+        { "cut short", "{\"version\": 2, \"width\": 80, \"height\": 24}\n[0.5, \"o\", \"$ \"]\n[1.5, \"o\", \"fi" },
+        { "a version not read", "{\"version\": 1, \"width\": 80, \"height\": 24}\n" },
+        { "a header that is no object", "[2]\n" },
+        { "a time as a string", "{\"version\": 2}\n[\"0.5\", \"o\", \"$ \"]\n" },
+        { "half a surrogate pair", "{\"version\": 2}\n[0.5, \"o\", \"\\udc80\"]\n" },
+        { "null data", "{\"version\": 2}\n[0.5, \"o\", null]\n" },
+        { "a negative time", "{\"version\": 3}\n[-0.5, \"o\", \"a\"]\n" },
+        { "times going back", "{\"version\": 2}\n[1.5, \"o\", \"a\"]\n[0.5, \"o\", \"b\"]\n" },
+        { "an empty file", "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedCasts))]
+    public void a_malformed_cast_is_refused_as_a_format_error_saying_where(string what, string text)
+    {
+        var error = Should.Throw<FormatException>(() => Asciicast.Read(new StringReader(text)), what);
+
+        error.Message.ShouldNotBeNullOrWhiteSpace();
+        if (text.Contains('\n') && !text.StartsWith("[2]") && !text.Contains("\"version\": 1")) error.Message.ShouldStartWith("Line ");
+    }
+
+    [Fact]
+    public async Task a_replay_or_a_fleet_with_no_interval_or_speed_is_refused_before_it_starts()
+    {
+        var cast = Asciicast.Read(new StringReader("{\"version\": 2}\n[0.0, \"o\", \"a\"]"));
+        var replay = new LiveReplay(Client(), _tokens, _org, "gw-1");
+
+        await Should.ThrowAsync<ArgumentOutOfRangeException>(() => replay.RunAsync(cast, 1, TimeSpan.Zero, _ => { }, CancellationToken.None));
+        await Should.ThrowAsync<ArgumentOutOfRangeException>(() => replay.RunAsync(cast, 0, TimeSpan.FromSeconds(1), _ => { }, CancellationToken.None));
+        await Should.ThrowAsync<ArgumentOutOfRangeException>(() => new GatewayFleet(Client(), _tokens, new FleetOptions { OrgId = _org, Interval = TimeSpan.Zero }).RunAsync());
     }
 
     [Fact]

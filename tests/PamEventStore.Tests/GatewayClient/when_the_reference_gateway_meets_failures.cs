@@ -20,7 +20,7 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
     private readonly string _org = $"org-{Guid.NewGuid():N}";
     private readonly DevelopmentTokens _tokens = DevelopmentTokens.FromBase64(TestKeys.SigningKey);
 
-    private enum Fault
+    public enum Fault
     {
         None,
 
@@ -42,6 +42,22 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
     {
         public Queue<Fault> Faults { get; } = new();
 
+        /// <summary>What the network does to the next legacy <c>/logs</c> uploads (Unavailable, or a dropped connection).</summary>
+        public Queue<Fault> LegacyFaults { get; } = new();
+
+        private static HttpResponseMessage Unavailable(HttpRequestMessage request)
+        {
+            var unavailable = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)
+            {
+                RequestMessage = request,
+                Content = new StringContent(
+                    """{"type":"urn:pam-event-store:problem:database-unavailable","title":"The database is unavailable","status":503}""",
+                    Encoding.UTF8, "application/problem+json"),
+            };
+            unavailable.Headers.RetryAfter = new(TimeSpan.FromSeconds(5));
+            return unavailable;
+        }
+
         /// <summary>An Infisical platform from before event batches: the route does not exist.</summary>
         public bool OldPlatform { get; init; }
 
@@ -55,6 +71,11 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
         {
             var path = request.RequestUri!.AbsolutePath;
             Requests.Add($"{request.Method} {path}");
+            if (path.EndsWith("/logs", StringComparison.Ordinal) && request.Method == HttpMethod.Post && LegacyFaults.TryDequeue(out var legacyFault))
+            {
+                return legacyFault == Fault.Unavailable ? Unavailable(request) : throw new HttpRequestException("Connection reset by peer", new IOException("dropped"));
+            }
+
             if (!path.EndsWith("/event-batches", StringComparison.Ordinal)) return await base.SendAsync(request, ct);
 
             BatchOffsets.Add(long.Parse(HttpUtility.ParseQueryString(request.RequestUri.Query)["startOffset"]!));
@@ -73,15 +94,7 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
             switch (Faults.TryDequeue(out var fault) ? fault : Fault.None)
             {
                 case Fault.Unavailable:
-                    var unavailable = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable)
-                    {
-                        RequestMessage = request,
-                        Content = new StringContent(
-                            """{"type":"urn:pam-event-store:problem:database-unavailable","title":"The database is unavailable","status":503}""",
-                            Encoding.UTF8, "application/problem+json"),
-                    };
-                    unavailable.Headers.RetryAfter = new(TimeSpan.FromSeconds(5));
-                    return unavailable;
+                    return Unavailable(request);
                 case Fault.DroppedBeforeSending:
                     throw new HttpRequestException("Connection reset by peer", new IOException("dropped"));
                 case Fault.DroppedAfterCommit:
@@ -155,6 +168,81 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
         var entry = page.GetProperty("batches").EnumerateArray().ShouldHaveSingleItem();
         entry.GetProperty("legacy").GetBoolean().ShouldBeTrue();
         entry.GetProperty("status").GetString().ShouldBe("ok");
+    }
+
+    private async Task<(PamApiClient Client, Network Network, Guid SessionId, SessionUploader Uploader)> GatewaySessionAsync(bool oldPlatform = false)
+    {
+        var (client, network) = ClientThrough(oldPlatform);
+        var sessionId = await client.CreateSessionAsync(_tokens.Platform(_org), new NewSession("p", "ssh", "web-1", "a", "u", GatewayId));
+        return (client, network, sessionId, new SessionUploader(client, sessionId, _tokens.Gateway(_org, GatewayId), sendEndOffset: !oldPlatform));
+    }
+
+    private async Task<JsonElement> SessionAsync(PamApiClient client, Guid sessionId) => await client.GetSessionAsync(_tokens.Platform(_org), sessionId);
+
+    [Fact]
+    public async Task the_end_sends_a_backlog_larger_than_one_batch_whole_before_it_ends_the_session()
+    {
+        var (client, network, sessionId, uploader) = await GatewaySessionAsync();
+        // What piles up while a busy session cannot reach the service for a couple of minutes: over 512 KiB.
+        new TerminalWorkload(3, DateTimeOffset.UtcNow).Record(uploader.File, 800_000, TimeSpan.FromMinutes(2));
+        var recorded = uploader.File.NextBatch()!.EventCount;
+
+        var end = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        end.Ended.ShouldBeTrue();
+        network.BatchOffsets.Count.ShouldBeGreaterThan(1);
+        uploader.File.AcknowledgedOffset.ShouldBe(uploader.File.WrittenOffset);
+        var session = await SessionAsync(client, sessionId);
+        session.GetProperty("status").GetString().ShouldBe("ended");
+        session.GetProperty("eventCount").GetInt64().ShouldBe(recorded);
+    }
+
+    [Theory]
+    [InlineData(Fault.Unavailable)]
+    [InlineData(Fault.DroppedBeforeSending)]
+    public async Task a_final_flush_that_fails_leaves_the_session_open_and_the_recording_kept_for_the_next_try(Fault fault)
+    {
+        var (client, network, sessionId, uploader) = await GatewaySessionAsync();
+        new TerminalWorkload(4, DateTimeOffset.UtcNow).Record(uploader.File, 4096, TimeSpan.FromSeconds(10));
+        var recorded = uploader.File.NextBatch()!.EventCount;
+        network.Faults.Enqueue(fault);
+
+        var failed = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        failed.Ended.ShouldBeFalse();
+        failed.Seal.ShouldBeNull();
+        network.Requests.ShouldNotContain($"POST /api/v1/pam/sessions/{sessionId}/end");
+        (await SessionAsync(client, sessionId)).GetProperty("status").GetString().ShouldNotBe("ended");
+
+        var ended = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        ended.Ended.ShouldBeTrue();
+        var session = await SessionAsync(client, sessionId);
+        session.GetProperty("status").GetString().ShouldBe("ended");
+        session.GetProperty("eventCount").GetInt64().ShouldBe(recorded);
+    }
+
+    [Theory]
+    [InlineData(Fault.Unavailable)]
+    [InlineData(Fault.DroppedBeforeSending)]
+    public async Task a_legacy_upload_that_fails_leaves_the_session_open_and_the_recording_kept_for_the_next_try(Fault fault)
+    {
+        var (client, network, sessionId, uploader) = await GatewaySessionAsync(oldPlatform: true);
+        var recorded = Record(new SqlWorkload(4, DateTimeOffset.UtcNow), uploader);
+        network.LegacyFaults.Enqueue(fault);
+
+        var failed = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        failed.Ended.ShouldBeFalse();
+        uploader.LegacyMode.ShouldBeTrue();
+        network.Requests.ShouldNotContain($"POST /api/v1/pam/sessions/{sessionId}/end");
+        (await SessionAsync(client, sessionId)).GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
+
+        (await uploader.EndAsync("cancellation", CancellationToken.None)).Ended.ShouldBeTrue();
+        var session = await SessionAsync(client, sessionId);
+        session.GetProperty("status").GetString().ShouldBe("ended");
+        session.GetProperty("hasLegacyLogs").GetBoolean().ShouldBeTrue();
+        session.GetProperty("eventCount").GetInt64().ShouldBe(recorded.Count);
     }
 
     [Theory]
