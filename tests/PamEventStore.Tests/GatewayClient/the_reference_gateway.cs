@@ -239,6 +239,28 @@ public sealed class the_reference_gateway(PamStoreHost store)
         GoJson.Timestamp(new DateTimeOffset(2026, 12, 4, 10, 0, 0, TimeSpan.Zero).AddTicks(ticks)).ShouldBe(expected);
     }
 
+    [Theory]
+    [InlineData("select 'a'+1 <x> & `y`", "\"select 'a'+1 \\u003cx\\u003e \\u0026 `y`\"")]
+    [InlineData("é 注文 🚀", "\"é 注文 🚀\"")]
+    [InlineData("a\"b\\c\n\r\t\b\f\u0001\u001f\u007f", "\"a\\\"b\\\\c\\n\\r\\t\\b\\f\\u0001\\u001f\u007f\"")]
+    [InlineData("\u2028\u2029", "\"\\u2028\\u2029\"")]
+    public void strings_are_escaped_as_go_escapes_them(string value, string expected)
+    {
+        GoJson.String(value).ShouldBe(expected);
+
+        var log = GoJson.CommandLog(new DateTimeOffset(2026, 12, 4, 10, 0, 0, TimeSpan.Zero), value, "ok");
+        RecordingParser.TryParseBatch(Encoding.UTF8.GetBytes("[" + Encoding.UTF8.GetString(log) + "]"), out var parsed, out var error).ShouldBeTrue(error?.Message);
+        parsed!.EventCount.ShouldBe(1);
+        JsonDocument.Parse(log).RootElement.GetProperty("input").GetString().ShouldBe(value);
+    }
+
+    [Fact]
+    public void half_a_surrogate_pair_is_written_as_the_replacement_character_as_go_writes_invalid_utf8()
+    {
+        // Built at run time: an attribute's string cannot carry half a pair.
+        GoJson.String("half " + (char)0xD800 + " pair " + (char)0xDC00).ShouldBe("\"half \\ufffd pair \\ufffd\"");
+    }
+
     [Fact]
     public void an_asciicast_becomes_terminal_events_the_service_accepts()
     {
