@@ -57,7 +57,8 @@ simulate.SetAction(async (parse, ct) =>
                       $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{(f.Key == 0 ? "no answer" : f.Key)}: {f.Value}]"))}");
     Console.WriteLine($"latency p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms; largest flush lag {report.MaxLag.TotalMilliseconds:0} ms");
     if (report.NotEnded > 0) Console.WriteLine($"{report.NotEnded} sessions left open: their final upload failed (their recording is kept, not sent)");
-    return report.FailureCount == 0 && report.NotEnded == 0 ? 0 : 1;
+    if (report.EndedWithoutFinalUpload > 0) Console.WriteLine($"{report.EndedWithoutFinalUpload} sessions ended without their final upload, which the service refused");
+    return report.FailureCount == 0 && report.NotEnded == 0 && report.EndedWithoutFinalUpload == 0 ? 0 : 1;
 });
 
 var replay = new Command("replay", "Play an asciicast as a live SSH session through a gateway") { url, org, signingKeyFile, signingKey, cast, speed, interval, gatewayId };

@@ -120,20 +120,23 @@ if (OnlySettings(args))
 
 return await app.RunJasperFxCommands(args);
 
-// `--Section:Key=value` or `--Section:Key value`, and the host's own `--urls`, `--environment`, `--contentRoot`.
+// `key=value` (bare, or after `--` or `/`), as ASP.NET's command line takes any setting; `--key value`
+// only for a section's key (`--Uploads:MaxBatchBytes 1000`) or the host's `--urls`, `--environment`,
+// `--contentRoot`, `--applicationName`: a lone `--flag` is JasperFx's, or a typo it refuses.
 static bool OnlySettings(string[] args)
 {
     string[] hostKeys = ["urls", "environment", "contentRoot", "applicationName"];
     for (var i = 0; i < args.Length; i++)
     {
-        if (!args[i].StartsWith("--", StringComparison.Ordinal)) return false;
-        var setting = args[i][2..];
-        var key = setting.Split('=', 2)[0];
-        if (!key.Contains(':') && !hostKeys.Contains(key, StringComparer.OrdinalIgnoreCase)) return false;
-        if (!setting.Contains('=') && ++i >= args.Length) return false;
+        var argument = args[i];
+        var setting = argument.StartsWith("--", StringComparison.Ordinal) ? argument[2..]
+            : argument.StartsWith('/') || argument.StartsWith('-') ? argument[1..]
+            : argument;
+        if (setting.IndexOf('=') > 0) continue;
+        if (setting.Length == argument.Length) return false; // a bare word: a command
+        if (!setting.Contains(':') && !hostKeys.Contains(setting, StringComparer.OrdinalIgnoreCase)) return false;
+        if (++i >= args.Length) return false;
     }
 
     return args.Length > 0;
 }
-
-public partial class Program;

@@ -17,6 +17,15 @@ public sealed record UploadResult(HttpStatusCode Status, bool Duplicate, long? S
     /// <summary>No answer came (<see cref="Status"/> 0): the connection dropped or the request timed out.</summary>
     public bool NoAnswerCame => Status == 0;
 
+    /// <summary>
+    /// The service said no for good: sending the same again gets the same answer (a conflict, a closed
+    /// session, a body over the limit, a recording that does not validate, another gateway's session).
+    /// No answer, a timeout, too many requests, an expired token or the server's own failure may clear.
+    /// </summary>
+    public bool RefusedForGood =>
+        (int)Status is >= 400 and < 500 && !MeansOldPlatform
+        && Status is not (HttpStatusCode.Unauthorized or HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests);
+
     public static UploadResult NoAnswer(string why) => new(0, false, null, null, why);
 }
 

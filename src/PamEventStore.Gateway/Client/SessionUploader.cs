@@ -88,22 +88,29 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
 
     /// <summary>
     /// The gateway's cleanup: everything recorded is uploaded (as many batches as it takes, or the legacy
-    /// upload), then the session is ended. Should an upload fail, the session is not ended: as an Infisical
-    /// gateway keeps its recording file for a later try, the recording stays here to be sent again, and a
-    /// session is never ended without it.
+    /// upload), then the session is ended. Should an upload fail in a way that may clear (no answer, a
+    /// timeout, the service's 503), the session is not ended: as an Infisical gateway keeps its recording
+    /// file for a later try, the recording stays here to be sent again, and a session is never ended
+    /// without it. An upload the service refused for good (a closed session, a conflict) would be refused
+    /// again on every try: the session is ended without it, and the answer says so.
     /// </summary>
     public async Task<SessionEnd> EndAsync(string reason, CancellationToken ct)
     {
-        while (!LegacyMode && File.NextBatch() is not null)
+        UploadResult? refused = null;
+        while (!LegacyMode && File.HasPending)
         {
-            if (await FlushAsync(ct) is { Succeeded: false, MeansOldPlatform: false } failed) return new SessionEnd(null, failed);
+            var result = await FlushAsync(ct);
+            if (result is null || result.Succeeded || result.MeansOldPlatform) continue;
+            if (!result.RefusedForGood) return new SessionEnd(null, result);
+            refused = result;
+            break;
         }
 
         // What was never acknowledged: the whole recording when the first upload met the 404, as an
         // Infisical gateway sends it. After batches were stored (a route gone mid-session, which this
         // service never does), an Infisical gateway sends its whole file again; this client does not, so
         // that what was stored is not stored twice.
-        if (LegacyMode && File.NextBatch() is { } everything)
+        if (refused is null && LegacyMode && File.NextBatch() is { } everything)
         {
             UploadResult legacy;
             try
@@ -115,15 +122,16 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
                 legacy = UploadResult.NoAnswer(e.Message);
             }
 
-            if (!legacy.Succeeded) return new SessionEnd(null, legacy);
-            File.Acknowledge(everything);
+            if (legacy.Succeeded) File.Acknowledge(everything);
+            else if (legacy.RefusedForGood) refused = legacy;
+            else return new SessionEnd(null, legacy);
         }
 
         // The end answers the chain as it stands, and the seal, which may be older than a final flush
         // stored after another's end.
         var session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
         Keep(KeptHead.HeadOf(session), storedSequence: null);
-        return new SessionEnd(KeptHead.SealOf(session), null);
+        return new SessionEnd(KeptHead.SealOf(session), null) { Refused = refused };
     }
 }
 
@@ -131,4 +139,7 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
 public sealed record SessionEnd(KeptHead? Seal, UploadResult? Failed)
 {
     public bool Ended => Failed is null;
+
+    /// <summary>An upload of the end the service refused for good: the session was ended without what it held.</summary>
+    public UploadResult? Refused { get; init; }
 }

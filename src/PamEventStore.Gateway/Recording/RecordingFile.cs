@@ -26,6 +26,9 @@ public sealed class RecordingFile
         WrittenOffset += eventJson.Length + RecordOverhead;
     }
 
+    /// <summary>Whether anything recorded is not acknowledged yet.</summary>
+    public bool HasPending => _unacknowledged.Count > 0;
+
     /// <summary>Bytes of JSON waiting to be uploaded (what the next batch body will hold, minus brackets and commas).</summary>
     public int PendingJsonBytes => _unacknowledged.Sum(e => e.Length);
 

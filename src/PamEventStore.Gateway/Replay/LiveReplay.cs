@@ -44,6 +44,7 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
                 $"session {sessionId}: not ended, its final upload failed ({(int)end.Failed!.Status} {end.Failed.ProblemType ?? end.Failed.Detail}); {uploader.File.PendingJsonBytes} bytes of recording not stored");
         }
 
+        if (end.Refused is { } refused) progress($"session {sessionId}: its final upload was refused ({(int)refused.Status} {refused.ProblemType}); ended without it");
         progress($"session {sessionId}: ended" + (end.Seal is not { } seal ? "" : $", sealed at event {seal.Length}: {seal.Head}"));
         return sessionId;
     }

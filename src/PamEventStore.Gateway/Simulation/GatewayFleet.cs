@@ -47,6 +47,9 @@ public sealed record FleetReport(
 
     /// <summary>Sessions left open because their final upload failed (their recording was kept, not lost).</summary>
     public int NotEnded { get; init; }
+
+    /// <summary>Sessions ended without their final upload, which the service refused for good.</summary>
+    public int EndedWithoutFinalUpload { get; init; }
 }
 
 /// <summary>
@@ -97,14 +100,12 @@ public sealed class GatewayFleet(PamApiClient client, DevelopmentTokens tokens, 
         }, ct)));
 
         var elapsed = clock.Elapsed;
-        var notEnded = 0;
-        if (options.EndSessions)
+        var ends = options.EndSessions ? await Task.WhenAll(sessions.Select(s => s.Uploader.EndAsync("cancellation", ct))) : [];
+        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed, options.Interval)
         {
-            var ends = await Task.WhenAll(sessions.Select(s => s.Uploader.EndAsync("cancellation", ct)));
-            notEnded = ends.Count(e => !e.Ended);
-        }
-
-        return new FleetReport(sessions.Count, uploads, duplicates, failures, latency, TimeSpan.FromTicks(maxLagTicks), elapsed, options.Interval) { NotEnded = notEnded };
+            NotEnded = ends.Count(e => !e.Ended),
+            EndedWithoutFinalUpload = ends.Count(e => e.Refused is not null),
+        };
     }
 
     private sealed record FleetSession(SessionUploader Uploader, Workload Workload);

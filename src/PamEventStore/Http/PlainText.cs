@@ -8,7 +8,12 @@ namespace PamEventStore.Http;
 /// </summary>
 public static class PlainText
 {
-    /// <summary>Whether <paramref name="value"/> holds a C0 or C1 control character, DEL included (as <see cref="char.IsControl(char)"/>).</summary>
+    /// <summary>
+    /// Whether <paramref name="value"/> holds a C0 or C1 control character, DEL included (as
+    /// <see cref="char.IsControl(char)"/>), or the line and paragraph separators U+2028 and U+2029.
+    /// </summary>
     public static bool HasControlCharacter(string value) =>
-        value.AsSpan().IndexOfAnyInRange('\u0000', '\u001f') >= 0 || value.AsSpan().IndexOfAnyInRange('\u007f', '\u009f') >= 0;
+        value.AsSpan().IndexOfAnyInRange('\u0000', '\u001f') >= 0
+        || value.AsSpan().IndexOfAnyInRange('\u007f', '\u009f') >= 0
+        || value.AsSpan().IndexOfAnyInRange('\u2028', '\u2029') >= 0;
 }

@@ -110,6 +110,29 @@ public sealed class the_reference_gateway(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_final_flush_refused_for_good_does_not_keep_the_session_from_ending()
+    {
+        var (client, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: true);
+        await RecordAndFlushAsync(uploader, 0);
+
+        // The platform ends the session; the gateway's final flush comes after the grace window: refused
+        // (and recorded as lost), and it would be on every try.
+        await client.EndSessionAsync(_tokens.Platform(_org), sessionId);
+        store.Clock.Advance(TimeSpan.FromMinutes(3));
+        Record(uploader, 1);
+
+        var end = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        end.Ended.ShouldBeTrue();
+        end.Refused.ShouldNotBeNull().ProblemType.ShouldBe("urn:pam-event-store:problem:session-closed");
+        end.Seal.ShouldNotBeNull();
+        var session = await client.GetSessionAsync(_tokens.Platform(_org), sessionId);
+        session.GetProperty("status").GetString().ShouldBe("ended");
+        session.GetProperty("lateRefusedCount").GetInt64().ShouldBe(1);
+        uploader.ChainWentBack.ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task a_cut_of_the_newest_batch_is_flagged_though_the_next_upload_answers_a_longer_chain()
     {
         var (client, sessionId, uploader) = await RecordingSessionAsync(sendEndOffset: true);

@@ -325,7 +325,7 @@ public sealed class when_creating_sessions(PamStoreHost store)
     public static TheoryData<string, string> ControlCharacters => new()
     {
         { "projectId", "project\u00001" }, { "resourceName", "orders\u0000db" }, { "accountName", "app_rw\u0000" }, { "userId", "\u0000user-42" },
-        { "gatewayId", "gw\u00007" }, { "resourceName", "orders-db\n" }, { "accountName", "app\u001b[31mrw" }, { "userId", "user\u007f42" }, { "resourceName", "orders\u0085db" },
+        { "gatewayId", "gw\u00007" }, { "resourceName", "orders-db\n" }, { "accountName", "app\u001b[31mrw" }, { "userId", "user\u007f42" }, { "resourceName", "orders\u0085db" }, { "accountName", "app\u2028rw" },
     };
 
     [Theory]

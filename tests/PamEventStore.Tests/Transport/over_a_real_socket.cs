@@ -429,10 +429,15 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", token, OctetStream(Lines(0, 1)))).ShouldBeAccepted(0);
     }
 
-    [Fact]
-    public async Task settings_given_on_the_command_line_apply()
+    [Theory]
+    [InlineData("--Uploads:MaxBatchBytes=1000")]
+    [InlineData("--Uploads:MaxBatchBytes", "1000")]
+    [InlineData("Uploads:MaxBatchBytes=1000")]
+    [InlineData("/Uploads:MaxBatchBytes=1000")]
+    [InlineData("--AllowedHosts=*", "--Uploads:MaxBatchBytes=1000")]
+    public async Task settings_given_on_the_command_line_apply(params string[] arguments)
     {
-        await using var service = await ServiceProcess.StartAsync(Settings, "--Uploads:MaxBatchBytes=1000");
+        await using var service = await ServiceProcess.StartAsync(Settings, arguments);
         var session = await CreateSession(service);
 
         var reply = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 20)));
