@@ -55,6 +55,11 @@ builder.Services.AddSingleton<SessionBindings>();
 builder.Services.AddSingleton<UploadCommits>();
 builder.Services.AddSingleton<UploadAdmission>();
 builder.Services.AddSingleton<PageTurns>();
+builder.Services.AddSingleton<SessionSignals>();
+builder.Services.AddSingleton<LiveTailTurns>();
+builder.Services.AddOptions<LiveTailOptions>().BindConfiguration(LiveTailOptions.Section)
+    .Validate(o => o.AtOnce > 0 && o.Poll > TimeSpan.Zero && o.KeepAlive > TimeSpan.Zero, "LiveTail:AtOnce, LiveTail:Poll and LiveTail:KeepAlive must be positive.")
+    .ValidateOnStart();
 
 builder.AddPamSecurity(dataDirectory);
 builder.Services.AddPamErrorResponses();

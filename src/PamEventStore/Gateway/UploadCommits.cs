@@ -8,6 +8,7 @@ using PamEventStore.Crypto;
 using PamEventStore.Security;
 using PamEventStore.Sessions;
 using PamEventStore.Storage;
+using PamEventStore.Viewing;
 
 namespace PamEventStore.Gateway;
 
@@ -61,6 +62,7 @@ public sealed class UploadCommits : IAsyncDisposable
     private static readonly Histogram<int> SessionsPerCommit = Meter.CreateHistogram<int>("pam.uploads.sessions_per_commit", "{session}", "Sessions whose uploads one transaction decided and committed");
 
     private readonly IDocumentStore _store;
+    private readonly SessionSignals _signals;
     private readonly TimeProvider _clock;
     private readonly ILogger<UploadCommits> _logger;
     private readonly UploadOptions _options;
@@ -73,9 +75,10 @@ public sealed class UploadCommits : IAsyncDisposable
     /// <summary>Transactions of different orgs one writer runs at once.</summary>
     private const int TransactionsPerWriter = 4;
 
-    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger)
+    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger, SessionSignals? signals = null)
     {
         _store = store;
+        _signals = signals ?? new SessionSignals();
         _clock = clock;
         _logger = logger;
         _options = options.Value;
@@ -144,7 +147,17 @@ public sealed class UploadCommits : IAsyncDisposable
             appended |= stream.Events.Count > 0;
         }
 
-        if (appended) await db.SaveChangesAsync();
+        if (appended)
+        {
+            await db.SaveChangesAsync();
+
+            // Live tails of these sessions read what was stored now, not at their next poll.
+            for (var i = 0; i < uploads.Length; i++)
+            {
+                if (outcomes[i] is UploadOutcome.Stored) _signals.Signal(orgId, uploads[i].SessionId);
+            }
+        }
+
         SessionsPerCommit.Record(uploads.Length);
         return outcomes;
     }

@@ -84,6 +84,12 @@ public static class Problems
             $"This node is already serving {turns} log pages, its limit at once, and no turn came free for this one in time (or as many as may wait already did). Ask for it again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["pagesAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
 
+    /// <summary>The node already serves as many live tails as it may: poll the log pages meanwhile, or come back later.</summary>
+    public static ProblemDetails LiveTailsBusy(int atOnce, int retryAfterSeconds) =>
+        Create(503, "busy", "The node is busy",
+            $"This node already serves {atOnce} live tails. Read the log pages meanwhile, or try again in {retryAfterSeconds} s.",
+            new Dictionary<string, object?> { ["liveTailsAtOnce"] = atOnce, [RetryAfter] = retryAfterSeconds });
+
     /// <summary>
     /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.
     /// Should the connection have failed just after a commit, the request was stored, and sending it again

@@ -147,23 +147,12 @@ public static class GetSessionLogsEndpoint
     /// <summary>Seconds a page turned away is asked to wait.</summary>
     private const int RetryAfterSeconds = 1;
 
-    /// <summary>The batches <c>[Offset, End)</c> of one session: every one of them gets an entry in the page.</summary>
-    private sealed record PageExtent(string OrgId, Guid SessionId, long Offset, long End)
-    {
-        public IEnumerable<OpenedBatch> Missing(long from, long until)
-        {
-            for (var sequence = from; sequence < until; sequence++) yield return new OpenedBatch(LogPageBatch.Missing(sequence), null);
-        }
-
-        public IEnumerable<OpenedBatch> AllMissing() => Missing(Offset, End);
-    }
-
     /// <summary>
     /// Reads the page's events in stream order and opens each batch as it arrives. A sequence without
     /// its event (a removed or unreadable row) reads as missing where it belongs, and a row moved
     /// ahead of its place opens only as the batch it was sealed for, once: what it displaced reads as missing.
     /// </summary>
-    private static async IAsyncEnumerable<OpenedBatch> OpenBatchesAsync(
+    internal static async IAsyncEnumerable<OpenedBatch> OpenBatchesAsync(
         StoredPage stored, RecordingCipher cipher, ContentFingerprint fingerprint, PageExtent page, long maxBytes, PageEnd pageEnd,
         [EnumeratorCancellation] CancellationToken ct)
     {
@@ -190,7 +179,7 @@ public static class GetSessionLogsEndpoint
     /// The legacy upload, with an entry in <c>batches</c> like any batch: one that does not open, or
     /// whose event is gone, is reported there, never read as a session without a recording.
     /// </summary>
-    private static async Task<OpenedBatch> OpenLegacyAsync(
+    internal static async Task<OpenedBatch> OpenLegacyAsync(
         IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, long sequence, LegacyRecording legacy, CancellationToken ct)
     {
         var events = await db.Events.FetchStreamAsync(sessionId, version: legacy.StreamVersion, fromVersion: legacy.StreamVersion, token: ct);

@@ -95,6 +95,17 @@ public sealed class PageEnd(bool hasMore, int batchCount)
     }
 }
 
+/// <summary>The batches <c>[Offset, End)</c> of one session a page (or a live tail) reads: every one of them gets an entry.</summary>
+internal sealed record PageExtent(string OrgId, Guid SessionId, long Offset, long End)
+{
+    public IEnumerable<OpenedBatch> Missing(long from, long until)
+    {
+        for (var sequence = from; sequence < until; sequence++) yield return new OpenedBatch(LogPageBatch.Missing(sequence), null);
+    }
+
+    public IEnumerable<OpenedBatch> AllMissing() => Missing(Offset, End);
+}
+
 /// <summary>One batch of a page as it is opened (or the legacy recording): its entry in <c>batches</c> and its events.</summary>
 public sealed record OpenedBatch(LogPageBatch? Entry, byte[]? Content);
 
@@ -175,4 +186,5 @@ public sealed record LogPage(IAsyncEnumerable<OpenedBatch> Opened, PageEnd End) 
 /// <summary>The <c>batches</c> entries' JSON, generated at compile time (a page writes up to a hundred). Web defaults: camelCase.</summary>
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(List<LogPageBatch>))]
+[JsonSerializable(typeof(LogPageBatch))]
 internal sealed partial class LogPageJson : JsonSerializerContext;

@@ -419,6 +419,25 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task a_live_tail_pushes_a_batch_over_the_socket_as_it_is_stored()
+    {
+        var session = await CreateSession();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{Org.Sessions}/{session}/live");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", User);
+        using var tail = await _service.Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        tail.StatusCode.ShouldBe(HttpStatusCode.OK);
+        using var events = new StreamReader(await tail.Content.ReadAsStreamAsync());
+
+        (await Send(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 2)))).ShouldBeAccepted(0);
+
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var lines = new List<string>();
+        while (await events.ReadLineAsync(patience.Token) is { } line && !line.StartsWith("data: ", StringComparison.Ordinal)) lines.Add(line);
+        lines.ShouldContain("id: 0");
+        lines.ShouldContain("event: batch");
+    }
+
+    [Fact]
     public async Task the_token_command_prints_a_token_the_service_accepts()
     {
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "token", "--org", _org, "--gateway", "gw-1");

@@ -9,7 +9,7 @@ namespace Internal.Generated.WolverineHandlers
     {
         public override System.Type[] EndpointTypes()
         {
-            return new System.Type[] { typeof(PamEventStore.Gateway.EndSessionEndpoint), typeof(PamEventStore.Gateway.GetUploadStateEndpoint), typeof(PamEventStore.Gateway.UploadBatchEndpoint), typeof(PamEventStore.Gateway.UploadLegacyLogsEndpoint), typeof(PamEventStore.Platform.CreateSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionLogsEndpoint), typeof(PamEventStore.Viewing.VerifySessionEndpoint) };
+            return new System.Type[] { typeof(PamEventStore.Gateway.EndSessionEndpoint), typeof(PamEventStore.Gateway.GetUploadStateEndpoint), typeof(PamEventStore.Gateway.UploadBatchEndpoint), typeof(PamEventStore.Gateway.UploadLegacyLogsEndpoint), typeof(PamEventStore.Platform.CreateSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionEndpoint), typeof(PamEventStore.Viewing.GetSessionLogsEndpoint), typeof(PamEventStore.Viewing.LiveTailEndpoint), typeof(PamEventStore.Viewing.VerifySessionEndpoint) };
         }
     }
 
@@ -25,6 +25,7 @@ namespace Internal.Generated.WolverineHandlers
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GeneratedHttpEndpointRegistry))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_integrity))]
+        [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_live))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_logs))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.GET_api_v1_pam_sessions_sessionId_upload_state))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::Internal.Generated.WolverineHandlers.POST_api_v1_pam_sessions))]
@@ -38,6 +39,7 @@ namespace Internal.Generated.WolverineHandlers
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Platform.CreateSessionEndpoint))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.GetSessionEndpoint))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.GetSessionLogsEndpoint))]
+        [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.LiveTailEndpoint))]
         [global::System.Diagnostics.CodeAnalysis.DynamicDependency(global::System.Diagnostics.CodeAnalysis.DynamicallyAccessedMemberTypes.All, typeof(global::PamEventStore.Viewing.VerifySessionEndpoint))]
         public static void Pin()
         {

@@ -1,0 +1,228 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Marten;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
+using PamEventStore.Gateway;
+using PamEventStore.Http;
+using PamEventStore.Security;
+using PamEventStore.Sessions;
+using PamEventStore.Storage;
+using Wolverine.Http;
+
+namespace PamEventStore.Viewing;
+
+/// <summary>Live tails (configuration section <c>LiveTail</c>).</summary>
+public sealed class LiveTailOptions
+{
+    public const string Section = "LiveTail";
+
+    /// <summary>Tails a node serves at once; the next is answered 503 <c>busy</c>. A tail holds a connection, not a database connection, between reads.</summary>
+    public int AtOnce { get; set; } = 256;
+
+    /// <summary>How often a tail reads the store when this node stored nothing in its session meanwhile (another node may have).</summary>
+    public TimeSpan Poll { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A comment line is sent after this long without an event, so proxies keep the connection.</summary>
+    public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(15);
+}
+
+/// <summary>The node's turns for live tails (<see cref="LiveTailOptions.AtOnce"/>): none is waited for.</summary>
+public sealed class LiveTailTurns(IOptions<LiveTailOptions> options)
+{
+    private readonly Turns _turns = new(options.Value.AtOnce, TimeSpan.Zero, 0);
+
+    public int AtOnce => _turns.AtOnce;
+
+    public Task<IDisposable?> TakeAsync(CancellationToken ct) => _turns.TakeAsync(ct);
+}
+
+/// <summary>
+/// <c>GET /api/v1/pam/sessions/{sessionId}/live[?from=N]</c>: the session as it is recorded, pushed as
+/// server-sent events instead of polled page by page. Each stored batch is one <c>batch</c> event (its
+/// <c>id</c> is the batch's sequence; <c>data</c> is <c>{sequence, batch, logs}</c>: its page entry and
+/// its decrypted events, opened and checked as a log page opens them), from batch <c>from</c> (default:
+/// the next one stored) or after the <c>Last-Event-ID</c> a reconnecting client sends. When the session
+/// ends, an <c>end</c> event carries the session with its seal; the stream stays open for what the
+/// grace window still takes (a final flush), then closes.
+/// </summary>
+public static class LiveTailEndpoint
+{
+    /// <summary>Batches read at once while a tail catches up.</summary>
+    private const int Chunk = 100;
+
+    [WolverineGet("/api/v1/pam/sessions/{sessionId}/live")]
+    [Authorize(Policy = PamPolicies.Read)]
+    public static async Task<IResult> Get(
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, SessionBindings sessions, LiveTailTurns turns, CancellationToken ct)
+    {
+        var (from, problem) = ReadFrom(request);
+        if (problem is not null) return problem.ToResult();
+
+        // Authorised by the session's project before anything recorded is read, as a log page is.
+        if (await sessions.OfAsync(db, caller.OrgId, sessionId, ct) is not { } binding || !caller.CanSeeProject(binding.ProjectId))
+        {
+            return Problems.SessionNotFound(sessionId).ToResult();
+        }
+
+        if (await turns.TakeAsync(ct) is not { } turn) return Problems.LiveTailsBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
+        request.HttpContext.Response.RegisterForDispose(turn);
+        return new LiveTail(caller.OrgId, sessionId, from);
+    }
+
+    private const int RetryAfterSeconds = 5;
+
+    /// <summary><c>Last-Event-ID</c> (a reconnect: the batch after it) over <c>from</c>; null for "from the next batch stored".</summary>
+    public static (long? From, ProblemDetails? Problem) ReadFrom(HttpRequest request)
+    {
+        if (request.Headers["Last-Event-ID"] is { Count: > 0 } lastId)
+        {
+            return lastId.Count == 1 && long.TryParse(lastId[0], NumberStyles.None, CultureInfo.InvariantCulture, out var last) && last < long.MaxValue
+                ? (last + 1, null)
+                : (null, Problems.InvalidRequest("Last-Event-ID must be the sequence of the last batch received."));
+        }
+
+        if (!request.Query.TryGetValue("from", out var raw)) return (null, null);
+        return raw.Count == 1 && long.TryParse(raw[0], NumberStyles.None, CultureInfo.InvariantCulture, out var from)
+            ? (from, null)
+            : (null, Problems.InvalidRequest("from must be a non-negative integer: the sequence of the first batch to send."));
+    }
+
+    /// <summary>The stream itself, written until the session is over or the client goes away.</summary>
+    private sealed record LiveTail(string OrgId, Guid SessionId, long? From) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext http)
+        {
+            var services = http.RequestServices;
+            var options = services.GetRequiredService<IOptions<LiveTailOptions>>().Value;
+            var grace = services.GetRequiredService<IOptions<UploadOptions>>().Value.EndedSessionGrace;
+            var pageBytes = services.GetRequiredService<IOptions<LogPageOptions>>().Value.MaxBytes;
+            var signals = services.GetRequiredService<SessionSignals>();
+            var cipher = services.GetRequiredService<RecordingCipher>();
+            var store = services.GetRequiredService<IDocumentStore>();
+            var clock = services.GetRequiredService<TimeProvider>();
+            // The session in the end event as every answer writes it.
+            var json = services.GetRequiredService<IOptions<Microsoft.AspNetCore.Http.Json.JsonOptions>>().Value.SerializerOptions;
+            var ct = http.RequestAborted;
+
+            http.Response.StatusCode = StatusCodes.Status200OK;
+            http.Response.ContentType = "text/event-stream; charset=utf-8";
+            http.Response.Headers.CacheControl = "no-store";
+            http.Response.Headers["X-Accel-Buffering"] = "no";
+            var output = http.Response.BodyWriter;
+            var lastWrite = clock.GetTimestamp();
+
+            async Task<bool> SendAsync(string? id, string name, ReadOnlyMemory<byte> data)
+            {
+                if (id is not null) output.Write(Encoding.UTF8.GetBytes($"id: {id}\n"));
+                output.Write(Encoding.UTF8.GetBytes($"event: {name}\ndata: "));
+                output.Write(data.Span);
+                output.Write("\n\n"u8);
+                lastWrite = clock.GetTimestamp();
+                return !(await output.FlushAsync(ct)).IsCompleted;
+            }
+
+            try
+            {
+                await output.FlushAsync(ct);
+                long next;
+                if (From is { } from) next = from;
+                else
+                {
+                    // From the next batch stored: where the session stands now, without reading any of its rows.
+                    await using var db = store.QuerySession(OrgId);
+                    if (await db.LoadAsync<PamSession>(SessionId, ct) is not { } now) return;
+                    next = now.BatchCount;
+                }
+
+                var (endSent, legacySent) = (false, false);
+                while (true)
+                {
+                    var caughtUp = false;
+                    await using (var db = store.QuerySession(OrgId))
+                    await using (var stored = await StoredPage.ReadAsync(
+                                     db, SessionId, RecordedBatch.IdFor(SessionId, next), RecordedBatch.IdFor(SessionId, next + Chunk - 1), Chunk, ct))
+                    {
+                        if (stored.Session is not { } session) return;
+
+                        if (next < session.BatchCount)
+                        {
+                            var end = Math.Min(next + Chunk, session.BatchCount);
+                            var extent = new PageExtent(OrgId, SessionId, next, end);
+                            var pageEnd = new PageEnd(hasMore: false, (int)(end - next));
+                            var opened = await cipher.FingerprintAsync(OrgId, ct) is { } fingerprint
+                                ? GetSessionLogsEndpoint.OpenBatchesAsync(stored, cipher, fingerprint, extent, pageBytes, pageEnd, ct)
+                                : extent.AllMissing().ToAsyncEnumerable();
+                            await foreach (var batch in opened)
+                            {
+                                if (!await SendAsync(batch.Entry!.Sequence.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(batch))) return;
+                            }
+
+                            next += pageEnd.BatchCount;
+                        }
+                        else
+                        {
+                            caughtUp = true;
+
+                            // The legacy recording, once it is there, is one more batch after the others (as
+                            // on the log pages); nothing is stored after it.
+                            if (session.Legacy is { } legacy && !legacySent && next == session.BatchCount)
+                            {
+                                var legacyBatch = await GetSessionLogsEndpoint.OpenLegacyAsync(db, cipher, OrgId, SessionId, session.BatchCount, legacy, ct);
+                                if (!await SendAsync(session.BatchCount.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(legacyBatch))) return;
+                                legacySent = true;
+                            }
+
+                            if (session.Status == SessionStatus.Ended)
+                            {
+                                if (!endSent && !await SendAsync(null, "end", JsonSerializer.SerializeToUtf8Bytes(SessionView.Envelope(session), json))) return;
+                                endSent = true;
+
+                                // Over once the grace window has passed: nothing more can be stored.
+                                if (clock.GetUtcNow() > session.EndedAt + grace || legacySent) return;
+                            }
+                        }
+                    }
+
+                    if (!caughtUp) continue;
+                    if (clock.GetElapsedTime(lastWrite) >= options.KeepAlive)
+                    {
+                        output.Write(": keep-alive\n\n"u8);
+                        lastWrite = clock.GetTimestamp();
+                        if ((await output.FlushAsync(ct)).IsCompleted) return;
+                    }
+
+                    await signals.WaitAsync(OrgId, SessionId, options.Poll, ct);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                // The client went away.
+            }
+            catch (Exception failure)
+            {
+                // Events are already out: no problem answer can follow them. Cut the connection, so the
+                // client sees a broken stream and reconnects with its Last-Event-ID.
+                services.GetService<ILogger<LiveTail>>()?.LogError(failure, "A live tail of session {SessionId} failed; the connection is cut", SessionId);
+                http.Abort();
+            }
+        }
+
+        /// <summary><c>{"sequence", "batch": its page entry, "logs": its events}</c> on one line, as SSE data must be.</summary>
+        private static byte[] BatchEvent(OpenedBatch opened)
+        {
+            var entry = opened.Entry!;
+            using var json = new MemoryStream();
+            json.Write(Encoding.UTF8.GetBytes($"{{\"sequence\":{entry.Sequence.ToString(CultureInfo.InvariantCulture)},\"batch\":"));
+            json.Write(JsonSerializer.SerializeToUtf8Bytes(entry, LogPageJson.Default.LogPageBatch));
+            json.Write(",\"logs\":"u8);
+            json.Write(opened.Content is { } content ? content : "[]"u8.ToArray());
+            json.Write("}"u8);
+            return json.ToArray();
+        }
+    }
+}
