@@ -22,7 +22,7 @@ public static class EndSessionEndpoint
 
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/end")]
     [Authorize(Policy = PamPolicies.GatewayOrCreate)]
-    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, CancellationToken ct)
+    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, SessionSignals signals, CancellationToken ct)
     {
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
         if (reason is not null && PlainText.HasControlCharacter(reason)) return Problems.InvalidRequest("reason holds a control character (a NUL, a line break, an escape...).").ToResult();
@@ -38,6 +38,7 @@ public static class EndSessionEndpoint
         stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, [new SessionEnded(clock.GetUtcNow(), caller.AsActor(), reason)]);
         var ended = PamSession.Replay(session, stream.Events[^1].Data, stream.Position().Length)!;
         await db.SaveChangesAsync(ct);
+        signals.Signal(caller.OrgId, sessionId);
 
         // A copy of the seal outside the database, wherever the logs are shipped: what a cut of the
         // session's end is checked against (README, tamper evidence).

@@ -29,6 +29,7 @@ public static class UploadLegacyLogsEndpoint
         UploadAdmission admission,
         IOptions<UploadOptions> options,
         TimeProvider clock,
+        SessionSignals signals,
         CancellationToken ct)
     {
         if (await GatewayStream.RefuseStrangerAsync(db, sessions, sessionId, caller, ct) is { } stranger) return stranger;
@@ -57,6 +58,7 @@ public static class UploadLegacyLogsEndpoint
                 var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical.Span);
                 stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }));
                 await db.SaveChangesAsync(ct);
+                signals.Signal(caller.OrgId, sessionId);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));
 
             case RejectBatch reject:

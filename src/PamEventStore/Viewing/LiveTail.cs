@@ -58,7 +58,8 @@ public static class LiveTailEndpoint
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/live")]
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
-        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, SessionBindings sessions, LiveTailTurns turns, CancellationToken ct)
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, SessionBindings sessions, LiveTailTurns turns,
+        TimeProvider clock, IOptions<UploadOptions> options, CancellationToken ct)
     {
         var (from, problem) = ReadFrom(request);
         if (problem is not null) return problem.ToResult();
@@ -69,12 +70,32 @@ public static class LiveTailEndpoint
             return Problems.SessionNotFound(sessionId).ToResult();
         }
 
+        // A tail that is over, with nothing left to send from where it stands: 204, which tells a browser's
+        // EventSource to stop reconnecting (it reconnects after a stream closes, sending its Last-Event-ID).
+        var readAt = clock.GetUtcNow();
+        if (await db.LoadAsync<PamSession>(sessionId, ct) is { } session
+            && IsOver(session, readAt, options.Value.EndedSessionGrace)
+            && (from ?? long.MaxValue) >= session.BatchCount + (session.Legacy is null ? 0 : 1))
+        {
+            return Results.NoContent();
+        }
+
         if (await turns.TakeAsync(ct) is not { } turn) return Problems.LiveTailsBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
         request.HttpContext.Response.RegisterForDispose(turn);
         return new LiveTail(caller.OrgId, sessionId, from);
     }
 
     private const int RetryAfterSeconds = 5;
+
+    /// <summary>
+    /// The longest an upload decided within the grace window may take to commit (a database command's
+    /// timeout): a read that began this long after the window closed has seen every upload it took.
+    /// </summary>
+    private static readonly TimeSpan CommitAllowance = TimeSpan.FromSeconds(30);
+
+    /// <summary>Nothing more can be stored in the session that a read begun at <paramref name="readAt"/> did not see.</summary>
+    private static bool IsOver(PamSession session, DateTimeOffset readAt, TimeSpan grace) =>
+        session.Status == SessionStatus.Ended && readAt > session.EndedAt + grace + CommitAllowance;
 
     /// <summary><c>Last-Event-ID</c> (a reconnect: the batch after it) over <c>from</c>; null for "from the next batch stored".</summary>
     public static (long? From, ProblemDetails? Problem) ReadFrom(HttpRequest request)
@@ -102,6 +123,7 @@ public static class LiveTailEndpoint
             var grace = services.GetRequiredService<IOptions<UploadOptions>>().Value.EndedSessionGrace;
             var pageBytes = services.GetRequiredService<IOptions<LogPageOptions>>().Value.MaxBytes;
             var signals = services.GetRequiredService<SessionSignals>();
+            var pageTurns = services.GetRequiredService<PageTurns>();
             var cipher = services.GetRequiredService<RecordingCipher>();
             var store = services.GetRequiredService<IDocumentStore>();
             var clock = services.GetRequiredService<TimeProvider>();
@@ -142,16 +164,31 @@ public static class LiveTailEndpoint
                 var (endSent, legacySent) = (false, false);
                 while (true)
                 {
-                    var caughtUp = false;
-                    await using (var db = store.QuerySession(OrgId))
-                    await using (var stored = await StoredPage.ReadAsync(
-                                     db, SessionId, RecordedBatch.IdFor(SessionId, next), RecordedBatch.IdFor(SessionId, next + Chunk - 1), Chunk, ct))
-                    {
-                        if (stored.Session is not { } session) return;
+                    // Listening before reading: what this node commits meanwhile wakes the wait below.
+                    using var listener = signals.Listen(OrgId, SessionId);
+                    var readAt = clock.GetUtcNow();
+                    PamSession? session;
+                    await using (var db = store.QuerySession(OrgId)) session = await db.LoadAsync<PamSession>(SessionId, ct);
+                    if (session is null) return;
 
+                    var legacyDue = session.Legacy is not null && !legacySent && next == session.BatchCount;
+                    if (next < session.BatchCount || legacyDue)
+                    {
+                        // Reading recorded content holds what a log page holds: it takes a page turn as a page
+                        // does, and gives it back before it waits. With every turn taken, it tries again later.
+                        using var turn = await pageTurns.TakeAsync(ct);
+                        if (turn is null)
+                        {
+                            await listener.WaitAsync(options.Poll, ct);
+                            continue;
+                        }
+
+                        await using var db = store.QuerySession(OrgId);
                         if (next < session.BatchCount)
                         {
-                            var end = Math.Min(next + Chunk, session.BatchCount);
+                            await using var stored = await StoredPage.ReadAsync(
+                                db, SessionId, RecordedBatch.IdFor(SessionId, next), RecordedBatch.IdFor(SessionId, next + Chunk - 1), Chunk, ct);
+                            var end = Math.Min(next + Chunk, stored.Session?.BatchCount ?? session.BatchCount);
                             var extent = new PageExtent(OrgId, SessionId, next, end);
                             var pageEnd = new PageEnd(hasMore: false, (int)(end - next));
                             var opened = await cipher.FingerprintAsync(OrgId, ct) is { } fingerprint
@@ -166,29 +203,23 @@ public static class LiveTailEndpoint
                         }
                         else
                         {
-                            caughtUp = true;
-
-                            // The legacy recording, once it is there, is one more batch after the others (as
-                            // on the log pages); nothing is stored after it.
-                            if (session.Legacy is { } legacy && !legacySent && next == session.BatchCount)
-                            {
-                                var legacyBatch = await GetSessionLogsEndpoint.OpenLegacyAsync(db, cipher, OrgId, SessionId, session.BatchCount, legacy, ct);
-                                if (!await SendAsync(session.BatchCount.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(legacyBatch))) return;
-                                legacySent = true;
-                            }
-
-                            if (session.Status == SessionStatus.Ended)
-                            {
-                                if (!endSent && !await SendAsync(null, "end", JsonSerializer.SerializeToUtf8Bytes(SessionView.Envelope(session), json))) return;
-                                endSent = true;
-
-                                // Over once the grace window has passed: nothing more can be stored.
-                                if (clock.GetUtcNow() > session.EndedAt + grace || legacySent) return;
-                            }
+                            // The legacy recording is one more batch after the others (as on the log pages);
+                            // nothing is stored after it.
+                            var legacy = await GetSessionLogsEndpoint.OpenLegacyAsync(db, cipher, OrgId, SessionId, session.BatchCount, session.Legacy!, ct);
+                            if (!await SendAsync(session.BatchCount.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(legacy))) return;
+                            legacySent = true;
                         }
+
+                        continue;
                     }
 
-                    if (!caughtUp) continue;
+                    if (session.Status == SessionStatus.Ended)
+                    {
+                        if (!endSent && !await SendAsync(null, "end", JsonSerializer.SerializeToUtf8Bytes(SessionView.Envelope(session), json))) return;
+                        endSent = true;
+                        if (legacySent || IsOver(session, readAt, grace)) return;
+                    }
+
                     if (clock.GetElapsedTime(lastWrite) >= options.KeepAlive)
                     {
                         output.Write(": keep-alive\n\n"u8);
@@ -196,7 +227,7 @@ public static class LiveTailEndpoint
                         if ((await output.FlushAsync(ct)).IsCompleted) return;
                     }
 
-                    await signals.WaitAsync(OrgId, SessionId, options.Poll, ct);
+                    await listener.WaitAsync(options.Poll, ct);
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)

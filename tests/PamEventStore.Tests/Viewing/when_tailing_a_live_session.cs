@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using PamEventStore.Security;
 using PamEventStore.Tests.Infrastructure;
@@ -204,13 +205,85 @@ public sealed class when_tailing_a_live_session(PamStoreHost store)
     {
         var signals = new SessionSignals();
         var session = Guid.NewGuid();
-        var waiting = signals.WaitAsync("org", session, TimeSpan.FromMinutes(1), CancellationToken.None);
-        var other = signals.WaitAsync("org", Guid.NewGuid(), TimeSpan.FromMinutes(1), CancellationToken.None);
+        using var listening = signals.Listen("org", session);
+        using var elsewhere = signals.Listen("org", Guid.NewGuid());
+
+        // Signalled before the tail waits (while it reads): its wait still wakes.
+        signals.Signal("org", session);
+
+        await listening.WaitAsync(TimeSpan.FromMinutes(1), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        elsewhere.WaitAsync(TimeSpan.FromMinutes(1), CancellationToken.None).IsCompleted.ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task one_tail_whose_wait_ran_out_does_not_keep_another_of_the_same_session_from_waking()
+    {
+        var signals = new SessionSignals();
+        var session = Guid.NewGuid();
+        var early = signals.Listen("org", session);
+        using var late = signals.Listen("org", session);
+        await early.WaitAsync(TimeSpan.FromMilliseconds(50), CancellationToken.None);
+        early.Dispose();
 
         signals.Signal("org", session);
 
-        await waiting.WaitAsync(TimeSpan.FromSeconds(5));
-        other.IsCompleted.ShouldBeFalse();
+        await late.WaitAsync(TimeSpan.FromMinutes(1), CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
+    public async Task reading_a_tails_batches_takes_a_log_page_turn_and_waits_for_one()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 2), endOffset: 100)).ShouldBeAccepted(0);
+        var turns = store.Host.Services.GetRequiredService<PageTurns>();
+
+        using var tail = await EventStream.OpenAsync(store, Live(session, "?from=0"), _org.UserToken());
+        Task<ServerEvent?> next;
+        using (await HeldTurns.TakeAllAsync(turns.AtOnce, () => turns.TakeAsync(CancellationToken.None)))
+        {
+            next = tail.NextAsync();
+            (await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(2)))).ShouldNotBe(next, "no batch is read while every page turn is taken");
+        }
+
+        (await next).ShouldNotBeNull().Id.ShouldBe("0");
+    }
+
+    [Fact]
+    public async Task a_tail_stays_open_while_an_upload_taken_within_the_grace_window_may_still_commit()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 1), endOffset: 100)).ShouldBeAccepted(0);
+        using var tail = await EventStream.OpenAsync(store, Live(session), _org.UserToken());
+        await _org.EndAsync(session);
+        (await tail.NextAsync()).ShouldNotBeNull().Name.ShouldBe("end");
+
+        store.Clock.Advance(TimeSpan.FromSeconds(125));
+        var next = tail.NextAsync();
+        (await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(2.5)))).ShouldNotBe(next, "just past the window, an upload it took may still be committing");
+
+        store.Clock.Advance(TimeSpan.FromMinutes(1));
+        (await next).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task a_reconnect_to_a_tail_that_is_over_is_told_to_stop()
+    {
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 1), endOffset: 100)).ShouldBeAccepted(0);
+        await _org.EndAsync(session);
+        store.Clock.Advance(TimeSpan.FromMinutes(3));
+
+        // What an EventSource does once its stream closed: it reconnects with the last id it had. 204 stops it.
+        using (var reconnect = await EventStream.OpenAsync(store, Live(session), _org.UserToken(), lastEventId: "0"))
+        {
+            reconnect.Response.StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        }
+
+        // From the start, the ended session still reads whole, then its end, then the stream closes.
+        using var replay = await EventStream.OpenAsync(store, Live(session, "?from=0"), _org.UserToken());
+        (await replay.NextAsync()).ShouldNotBeNull().Id.ShouldBe("0");
+        (await replay.NextAsync()).ShouldNotBeNull().Name.ShouldBe("end");
+        (await replay.NextAsync()).ShouldBeNull();
     }
 
     [Fact]

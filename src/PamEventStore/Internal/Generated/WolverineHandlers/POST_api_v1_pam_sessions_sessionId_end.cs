@@ -3,6 +3,7 @@
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Logging;
 using PamEventStore.Crypto;
+using PamEventStore.Viewing;
 using System;
 using System.Linq;
 using Wolverine.Http;
@@ -18,15 +19,17 @@ namespace Internal.Generated.WolverineHandlers
         private readonly Wolverine.Http.WolverineHttpOptions _wolverineHttpOptions;
         private readonly Microsoft.Extensions.Logging.ILoggerFactory _loggerFactory;
         private readonly PamEventStore.Crypto.RecordingCipher _recordingCipher;
+        private readonly PamEventStore.Viewing.SessionSignals _sessionSignals;
         private readonly System.TimeProvider _timeProvider;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public POST_api_v1_pam_sessions_sessionId_end(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, PamEventStore.Crypto.RecordingCipher recordingCipher, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public POST_api_v1_pam_sessions_sessionId_end(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Viewing.SessionSignals sessionSignals, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _loggerFactory = loggerFactory;
             _recordingCipher = recordingCipher;
+            _sessionSignals = sessionSignals;
             _timeProvider = timeProvider;
             _outboxedSessionFactory = outboxedSessionFactory;
             _wolverineRuntime = wolverineRuntime;
@@ -64,7 +67,7 @@ namespace Internal.Generated.WolverineHandlers
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Gateway.EndSessionEndpoint.Post(sessionId, reason, documentSession, caller, _recordingCipher, _loggerFactory, _timeProvider, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Gateway.EndSessionEndpoint.Post(sessionId, reason, documentSession, caller, _recordingCipher, _loggerFactory, _timeProvider, _sessionSignals, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using PamEventStore.Crypto;
 using PamEventStore.Gateway;
 using PamEventStore.Sessions;
+using PamEventStore.Viewing;
 using System;
 using System.Linq;
 using Wolverine.Http;
@@ -22,17 +23,19 @@ namespace Internal.Generated.WolverineHandlers
         private readonly PamEventStore.Crypto.RecordingCipher _recordingCipher;
         private readonly PamEventStore.Gateway.UploadAdmission _uploadAdmission;
         private readonly PamEventStore.Sessions.SessionBindings _sessionBindings;
+        private readonly PamEventStore.Viewing.SessionSignals _sessionSignals;
         private readonly System.TimeProvider _timeProvider;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public POST_api_v1_pam_sessions_sessionId_logs(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Gateway.UploadAdmission uploadAdmission, PamEventStore.Sessions.SessionBindings sessionBindings, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public POST_api_v1_pam_sessions_sessionId_logs(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Gateway.UploadAdmission uploadAdmission, PamEventStore.Sessions.SessionBindings sessionBindings, PamEventStore.Viewing.SessionSignals sessionSignals, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _optionsOfUploadOptions = optionsOfUploadOptions;
             _recordingCipher = recordingCipher;
             _uploadAdmission = uploadAdmission;
             _sessionBindings = sessionBindings;
+            _sessionSignals = sessionSignals;
             _timeProvider = timeProvider;
             _outboxedSessionFactory = outboxedSessionFactory;
             _wolverineRuntime = wolverineRuntime;
@@ -69,7 +72,7 @@ namespace Internal.Generated.WolverineHandlers
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Gateway.UploadLegacyLogsEndpoint.Post(sessionId, httpContext.Request, documentSession, caller, _recordingCipher, _sessionBindings, _uploadAdmission, _optionsOfUploadOptions, _timeProvider, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Gateway.UploadLegacyLogsEndpoint.Post(sessionId, httpContext.Request, documentSession, caller, _recordingCipher, _sessionBindings, _uploadAdmission, _optionsOfUploadOptions, _timeProvider, _sessionSignals, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
