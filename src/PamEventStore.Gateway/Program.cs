@@ -2,6 +2,7 @@ using System.CommandLine;
 using PamEventStore.Gateway.Client;
 using PamEventStore.Gateway.Replay;
 using PamEventStore.Gateway.Simulation;
+using PamEventStore.Gateway.Watching;
 
 // pam-gateway: a gateway simulator and reference client for PamEventStore.
 //   dotnet run --project src/PamEventStore.Gateway -- simulate --gateways 2 --sessions 5 --duration 60s
@@ -91,7 +92,27 @@ replay.SetAction(async (parse, ct) =>
     }
 });
 
-return await new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay }.Parse(args).InvokeAsync();
+var sessionToWatch = new Option<Guid>("--session") { Description = "The session to follow", Required = true };
+var from = new Option<long?>("--from") { Description = "The first batch to show (default: the next one stored; 0: the whole session so far)" };
+var watch = new Command("watch", "Follow a session live as the service pushes it, as an auditor watches it") { url, org, signingKeyFile, signingKey, sessionToWatch, from };
+watch.SetAction(async (parse, ct) =>
+{
+    using var http = new HttpClient { BaseAddress = new Uri(parse.GetValue(url)!), Timeout = Timeout.InfiniteTimeSpan };
+    var session = parse.GetValue(sessionToWatch);
+    try
+    {
+        var ended = await new SessionWatch(new PamApiClient(http), Tokens(parse).Platform(parse.GetValue(org)!), session)
+            .RunAsync(parse.GetValue(from), Console.Out, Console.Error.WriteLine, ct);
+        return ended is null ? 1 : 0;
+    }
+    catch (HttpRequestException e) when (e.StatusCode is not null)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 1;
+    }
+});
+
+return await new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay, watch }.Parse(args).InvokeAsync();
 
 static TimeSpan Duration(System.CommandLine.Parsing.ArgumentResult result)
 {

@@ -1,6 +1,9 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
+using System.Runtime.CompilerServices;
+using System.Text;
 using System.Text.Json;
 
 namespace PamEventStore.Gateway.Client;
@@ -114,6 +117,49 @@ public sealed class PamApiClient(HttpClient http)
         return await EnsureSuccess(response, ct);
     }
 
+    /// <summary>
+    /// <c>GET {sessionId}/live</c>: the session's events as the service pushes them (server-sent events), from
+    /// batch <paramref name="from"/> (null: the next stored) or after <paramref name="lastEventId"/> (a
+    /// reconnect), until the service closes the stream. A tail that is over (204) gives nothing.
+    /// </summary>
+    public async IAsyncEnumerable<TailEvent> TailAsync(
+        string token, Guid sessionId, long? from = null, long? lastEventId = null, [EnumeratorCancellation] CancellationToken ct = default)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, $"{Sessions}/{sessionId}/live" + (from is null ? "" : $"?from={from}"));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        if (lastEventId is not null) request.Headers.Add("Last-Event-ID", lastEventId.Value.ToString(CultureInfo.InvariantCulture));
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
+        if (response.StatusCode == HttpStatusCode.NoContent) yield break;
+        if (!response.IsSuccessStatusCode) await EnsureSuccess(response, ct);
+
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct), Encoding.UTF8);
+        string? id = null, name = null, data = null;
+        while (await reader.ReadLineAsync(ct) is { } line)
+        {
+            if (line.Length == 0)
+            {
+                if (name is not null && data is not null)
+                {
+                    yield return new TailEvent(name, id is null ? null : long.Parse(id, CultureInfo.InvariantCulture), JsonDocument.Parse(data).RootElement.Clone());
+                }
+
+                (id, name, data) = (null, null, null);
+                continue;
+            }
+
+            if (line.StartsWith(':')) continue;
+            var colon = line.IndexOf(':');
+            var (field, value) = colon < 0 ? (line, "") : (line[..colon], line[(colon + 1)..].TrimStart(' '));
+            switch (field)
+            {
+                case "id": id = value; break;
+                case "event": name = value; break;
+                case "data": data = data is null ? value : data + "\n" + value; break;
+            }
+        }
+    }
+
     public async Task<JsonElement> GetUploadStateAsync(string gatewayToken, Guid sessionId, CancellationToken ct = default)
     {
         using var response = await SendAsync(HttpMethod.Get, $"{Sessions}/{sessionId}/upload-state", gatewayToken, null, ct);
@@ -180,6 +226,9 @@ public sealed class PamApiClient(HttpClient http)
 /// seal from its end, or the head an upload answered. An integrity check with it shows whether the
 /// stored session was cut or rewritten since.
 /// </summary>
+/// <summary>One event of a live tail: <c>batch</c> (its <see cref="Id"/> the batch's sequence; <c>data</c> <c>{sequence, batch, logs}</c>) or <c>end</c> (<c>{session}</c>).</summary>
+public sealed record TailEvent(string Name, long? Id, JsonElement Data);
+
 public sealed record KeptHead(long Length, string Head)
 {
     /// <returns>Where the session's chain stands, or null from a service without chains.</returns>

@@ -4,6 +4,7 @@ using PamEventStore.Gateway.Client;
 using PamEventStore.Gateway.Recording;
 using PamEventStore.Gateway.Replay;
 using PamEventStore.Gateway.Simulation;
+using PamEventStore.Gateway.Watching;
 using PamEventStore.Gateway.Workloads;
 using PamEventStore.Recording;
 using PamEventStore.Tests.Infrastructure;
@@ -355,6 +356,42 @@ public sealed class the_reference_gateway(PamStoreHost store)
         await Should.ThrowAsync<ArgumentOutOfRangeException>(() => replay.RunAsync(cast, 1, TimeSpan.Zero, _ => { }, CancellationToken.None));
         await Should.ThrowAsync<ArgumentOutOfRangeException>(() => replay.RunAsync(cast, 0, TimeSpan.FromSeconds(1), _ => { }, CancellationToken.None));
         await Should.ThrowAsync<ArgumentOutOfRangeException>(() => new GatewayFleet(Client(), _tokens, new FleetOptions { OrgId = _org, Interval = TimeSpan.Zero }).RunAsync());
+    }
+
+    [Fact]
+    public async Task watching_a_session_shows_its_output_as_it_is_stored_then_its_end()
+    {
+        var org = new Org(store, _org);
+        var session = await org.CreateSessionAsync();
+        (await org.UploadAsync(session, 0, Recordings.Lines(0, 2), endOffset: 100)).ShouldBeAccepted(0);
+        var output = new StringWriter();
+        var progress = new System.Collections.Concurrent.ConcurrentQueue<string>();
+
+        var watching = new SessionWatch(Client(), _tokens.Platform(_org), session).RunAsync(from: 0, output, progress.Enqueue, CancellationToken.None);
+        (await org.UploadAsync(session, 100, Recordings.Lines(2, 1), endOffset: 200)).ShouldBeAccepted(1);
+        var seal = (await org.EndAsync(session)).Body.GetProperty("session").GetProperty("seal");
+
+        // Once the watcher has shown the end, the grace window passes and the service closes the stream.
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!progress.Any(p => p.StartsWith("[session ended", StringComparison.Ordinal)) && DateTime.UtcNow < deadline) await Task.Delay(50);
+        store.Clock.Advance(TimeSpan.FromMinutes(3));
+
+        var ended = (await watching.WaitAsync(TimeSpan.FromSeconds(10))).ShouldNotBeNull();
+        ended.GetProperty("status").GetString().ShouldBe("ended");
+        output.ToString().ShouldBe("line 0\r\nline 1\r\nline 2\r\n");
+        progress.ShouldContain($"[session ended, sealed at event {seal.GetProperty("length")}: {seal.GetProperty("head").GetString()}]");
+    }
+
+    [Fact]
+    public void a_watcher_reads_queries_with_their_results_requests_with_their_statuses_and_terminal_output_as_seen()
+    {
+        string Render(string json) => SessionWatch.Render(JsonDocument.Parse(json).RootElement);
+
+        Render(Recordings.Query(0, "select 1", "1 row")).ShouldBe("> select 1\n1 row\n");
+        Render(Recordings.HttpRequest(0, "r1", "/api/v1/pods")).ShouldBe("-> GET /api/v1/pods\n");
+        Render(Recordings.HttpResponse(1, "r1", "200 OK")).ShouldBe("<- 200 OK\n");
+        Render(Recordings.Terminal(0, "$ ls\r\n")).ShouldBe("$ ls\r\n");
+        Render(Recordings.Terminal(0, "l", eventType: "input")).ShouldBe("", "the terminal echoes what is typed: it shows in the output");
     }
 
     [Fact]
