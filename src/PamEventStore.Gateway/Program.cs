@@ -57,7 +57,7 @@ simulate.SetAction(async (parse, ct) =>
     Console.WriteLine($"{report.Uploads} uploads from {report.Sessions} sessions in {report.Elapsed.TotalSeconds:0.0} s ({report.UploadsPerSecond:0.0}/s), " +
                       $"{report.Duplicates} duplicates, {report.FailureCount} failed {string.Join(" ", report.Failures.Select(f => $"[{(f.Key == 0 ? "no answer" : f.Key)}: {f.Value}]"))}");
     Console.WriteLine($"latency p50 {report.Latency.Percentile(50):0.0} ms, p99 {report.Latency.Percentile(99):0.0} ms; largest flush lag {report.MaxLag.TotalMilliseconds:0} ms");
-    if (report.NotEnded > 0) Console.WriteLine($"{report.NotEnded} sessions left open: their final upload failed (their recording is kept, not sent)");
+    if (report.NotEnded > 0) Console.WriteLine($"{report.NotEnded} sessions left open: their final upload or their end failed (what was not sent is kept)");
     if (report.EndedWithoutFinalUpload > 0) Console.WriteLine($"{report.EndedWithoutFinalUpload} sessions ended without their final upload, which the service refused");
     return report.FailureCount == 0 && report.NotEnded == 0 && report.EndedWithoutFinalUpload == 0 ? 0 : 1;
 });

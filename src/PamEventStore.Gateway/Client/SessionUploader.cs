@@ -1,3 +1,4 @@
+using System.Text.Json;
 using PamEventStore.Gateway.Recording;
 
 namespace PamEventStore.Gateway.Client;
@@ -129,13 +130,23 @@ public sealed class SessionUploader(PamApiClient client, Guid sessionId, string 
 
         // The end answers the chain as it stands, and the seal, which may be older than a final flush
         // stored after another's end.
-        var session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
+        JsonElement session;
+        try
+        {
+            session = await client.EndSessionAsync(gatewayToken, sessionId, reason, ct);
+        }
+        catch (Exception e) when (e is HttpRequestException || (e is TaskCanceledException && !ct.IsCancellationRequested))
+        {
+            // The end itself failed (the service was away, or refused it): the recording is stored, the session not ended.
+            return new SessionEnd(null, new UploadResult((e as HttpRequestException)?.StatusCode ?? 0, false, null, null, e.Message)) { Refused = refused };
+        }
+
         Keep(KeptHead.HeadOf(session), storedSequence: null);
         return new SessionEnd(KeptHead.SealOf(session), null) { Refused = refused };
     }
 }
 
-/// <summary>How ending a session went: its seal once ended; otherwise the upload that failed, and the session was left open.</summary>
+/// <summary>How ending a session went: its seal once ended; otherwise what failed (an upload, or the end itself), and the session was left open.</summary>
 public sealed record SessionEnd(KeptHead? Seal, UploadResult? Failed)
 {
     public bool Ended => Failed is null;

@@ -45,7 +45,7 @@ public sealed record FleetReport(
 
     public int FailureCount => Failures.Values.Sum();
 
-    /// <summary>Sessions left open because their final upload failed (their recording was kept, not lost).</summary>
+    /// <summary>Sessions left open because their final upload or their end failed (what was not sent was kept, not lost).</summary>
     public int NotEnded { get; init; }
 
     /// <summary>Sessions ended without their final upload, which the service refused for good.</summary>

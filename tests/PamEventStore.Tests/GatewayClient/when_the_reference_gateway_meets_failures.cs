@@ -42,6 +42,9 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
     {
         public Queue<Fault> Faults { get; } = new();
 
+        /// <summary>What the network does to the next <c>/end</c> requests (Unavailable, or a dropped connection).</summary>
+        public Queue<Fault> EndFaults { get; } = new();
+
         /// <summary>What the network does to the next legacy <c>/logs</c> uploads (Unavailable, or a dropped connection).</summary>
         public Queue<Fault> LegacyFaults { get; } = new();
 
@@ -71,6 +74,11 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
         {
             var path = request.RequestUri!.AbsolutePath;
             Requests.Add($"{request.Method} {path}");
+            if (path.EndsWith("/end", StringComparison.Ordinal) && EndFaults.TryDequeue(out var endFault))
+            {
+                return endFault == Fault.Unavailable ? Unavailable(request) : throw new HttpRequestException("Connection reset by peer", new IOException("dropped"));
+            }
+
             if (path.EndsWith("/logs", StringComparison.Ordinal) && request.Method == HttpMethod.Post && LegacyFaults.TryDequeue(out var legacyFault))
             {
                 return legacyFault == Fault.Unavailable ? Unavailable(request) : throw new HttpRequestException("Connection reset by peer", new IOException("dropped"));
@@ -220,6 +228,26 @@ public sealed class when_the_reference_gateway_meets_failures(PamStoreHost store
         var session = await SessionAsync(client, sessionId);
         session.GetProperty("status").GetString().ShouldBe("ended");
         session.GetProperty("eventCount").GetInt64().ShouldBe(recorded);
+    }
+
+    [Theory]
+    [InlineData(Fault.Unavailable)]
+    [InlineData(Fault.DroppedBeforeSending)]
+    public async Task an_end_that_fails_says_so_and_the_next_try_ends_the_session(Fault fault)
+    {
+        var (client, network, sessionId, uploader) = await GatewaySessionAsync();
+        new TerminalWorkload(5, DateTimeOffset.UtcNow).Record(uploader.File, 4096, TimeSpan.FromSeconds(10));
+        network.EndFaults.Enqueue(fault);
+
+        var failed = await uploader.EndAsync("cancellation", CancellationToken.None);
+
+        failed.Ended.ShouldBeFalse();
+        failed.Failed.ShouldNotBeNull().Status.ShouldBe(fault == Fault.Unavailable ? HttpStatusCode.ServiceUnavailable : 0);
+        uploader.File.HasPending.ShouldBeFalse("the recording was stored before the end was asked for");
+        (await SessionAsync(client, sessionId)).GetProperty("status").GetString().ShouldNotBe("ended");
+
+        (await uploader.EndAsync("cancellation", CancellationToken.None)).Ended.ShouldBeTrue();
+        (await SessionAsync(client, sessionId)).GetProperty("status").GetString().ShouldBe("ended");
     }
 
     [Theory]
