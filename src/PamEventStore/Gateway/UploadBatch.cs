@@ -1,4 +1,3 @@
-using System.Globalization;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
 using Microsoft.AspNetCore.Mvc;
@@ -99,22 +98,13 @@ public static class UploadBatchEndpoint
     /// </summary>
     public static (BatchOffsets? Offsets, ProblemDetails? Problem) ReadOffsets(IQueryCollection query)
     {
-        if (!TryReadOffset(query, "startOffset", out var start) || start is null)
+        if (!WholeNumber.TryRead(query, "startOffset", out var start) || start is null)
             return (null, Problems.InvalidRequest("startOffset is required: a non-negative integer, the batch's byte offset in the gateway's recording."));
-        if (!TryReadOffset(query, "endOffset", out var end))
+        if (!WholeNumber.TryRead(query, "endOffset", out var end))
             return (null, Problems.InvalidRequest("endOffset, when given, must be a non-negative integer."));
         if (end <= start)
             return (null, Problems.InvalidRequest("endOffset must be greater than startOffset."));
 
         return (new BatchOffsets(start.Value, end), null);
-    }
-
-    private static bool TryReadOffset(IQueryCollection query, string name, out long? offset)
-    {
-        offset = null;
-        if (!query.TryGetValue(name, out var values)) return true;
-        if (values.Count != 1 || !long.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out var parsed)) return false;
-        offset = parsed;
-        return true;
     }
 }

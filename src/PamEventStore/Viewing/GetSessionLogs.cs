@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Runtime.CompilerServices;
 using Marten;
 using Microsoft.AspNetCore.Authorization;
@@ -54,21 +53,17 @@ public sealed record LogPageRequest(long Offset, int Limit)
 
     public static (LogPageRequest? Page, ProblemDetails? Problem) From(IQueryCollection query)
     {
-        long offset = 0;
-        var limit = DefaultLimit;
-        if (query.TryGetValue("offset", out var rawOffset)
-            && (rawOffset.Count != 1 || !long.TryParse(rawOffset[0], NumberStyles.None, CultureInfo.InvariantCulture, out offset)))
+        if (!WholeNumber.TryRead(query, "offset", out var offset))
         {
             return (null, Problems.InvalidRequest("offset must be a non-negative integer: the number of batches to skip."));
         }
 
-        if (query.TryGetValue("limit", out var rawLimit)
-            && (rawLimit.Count != 1 || !int.TryParse(rawLimit[0], NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit is < 1 or > MaxLimit))
+        if (!WholeNumber.TryRead(query, "limit", out var limit) || limit is < 1 or > MaxLimit)
         {
             return (null, Problems.InvalidRequest($"limit must be an integer from 1 to {MaxLimit}: the number of batches in the page."));
         }
 
-        return (new LogPageRequest(offset, limit), null);
+        return (new LogPageRequest(offset ?? 0, (int)(limit ?? DefaultLimit)), null);
     }
 }
 

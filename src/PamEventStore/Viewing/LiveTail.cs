@@ -102,13 +102,12 @@ public static class LiveTailEndpoint
     {
         if (request.Headers["Last-Event-ID"] is { Count: > 0 } lastId)
         {
-            return lastId.Count == 1 && long.TryParse(lastId[0], NumberStyles.None, CultureInfo.InvariantCulture, out var last) && last < long.MaxValue
+            return WholeNumber.TryParse(lastId, out var last) && last < long.MaxValue
                 ? (last + 1, null)
                 : (null, Problems.InvalidRequest("Last-Event-ID must be the sequence of the last batch received."));
         }
 
-        if (!request.Query.TryGetValue("from", out var raw)) return (null, null);
-        return raw.Count == 1 && long.TryParse(raw[0], NumberStyles.None, CultureInfo.InvariantCulture, out var from)
+        return WholeNumber.TryRead(request.Query, "from", out var from)
             ? (from, null)
             : (null, Problems.InvalidRequest("from must be a non-negative integer: the sequence of the first batch to send."));
     }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Marten;
@@ -195,8 +194,8 @@ public static class VerifySessionEndpoint
             if (!hasLength && !hasHead) return (null, null);
 
             var head = new byte[SessionChain.LinkSize];
-            if (!hasLength || !hasHead || rawLength.Count != 1 || rawHead.Count != 1
-                || !long.TryParse(rawLength[0], NumberStyles.None, CultureInfo.InvariantCulture, out var length) || length < 1
+            if (!hasLength || !hasHead || rawHead.Count != 1
+                || !WholeNumber.TryParse(rawLength, out var length) || length < 1
                 || !Convert.TryFromBase64String(StandardBase64(rawHead[0]!), head, out var written) || written != SessionChain.LinkSize)
             {
                 return (null, Problems.InvalidRequest(
