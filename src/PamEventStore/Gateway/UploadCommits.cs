@@ -75,10 +75,10 @@ public sealed class UploadCommits : IAsyncDisposable
     /// <summary>Transactions of different orgs one writer runs at once.</summary>
     private const int TransactionsPerWriter = 4;
 
-    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger, SessionSignals? signals = null)
+    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger, SessionSignals signals)
     {
         _store = store;
-        _signals = signals ?? new SessionSignals();
+        _signals = signals;
         _clock = clock;
         _logger = logger;
         _options = options.Value;

@@ -32,19 +32,21 @@ public static partial class CreateSessionEndpoint
     {
         if (command is null) return Problems.InvalidRequest("The body must be a JSON object describing the session.");
 
-        string? Missing(string? value, string name, int max = 256) =>
-            string.IsNullOrWhiteSpace(value) ? $"'{name}' is required."
-            : value.Length > max ? $"'{name}' is longer than {max} characters."
+        string? Unfit(string value, string name, int max = 256) =>
+            value.Length > max ? $"'{name}' is longer than {max} characters."
             : PlainText.HasControlCharacter(value) ? $"'{name}' holds a control character (a NUL, a line break, an escape...)."
             : null;
+
+        string? Missing(string? value, string name) => string.IsNullOrWhiteSpace(value) ? $"'{name}' is required." : Unfit(value, name);
 
         var problem = Missing(command.ProjectId, "projectId")
                       ?? Missing(command.ResourceType, "resourceType")
                       ?? Missing(command.ResourceName, "resourceName")
                       ?? Missing(command.AccountName, "accountName")
                       ?? Missing(command.UserId, "userId")
-                      ?? (command.GatewayId is not null && (string.IsNullOrWhiteSpace(command.GatewayId) || command.GatewayId.Length > 256) ? "'gatewayId' must be 1 to 256 characters when given." : null)
-                      ?? (command.GatewayId is not null ? Missing(command.GatewayId, "gatewayId") : null)
+                      ?? (command.GatewayId is not { } gatewayId ? null
+                          : string.IsNullOrWhiteSpace(gatewayId) ? "'gatewayId' must not be blank when given."
+                          : Unfit(gatewayId, "gatewayId"))
                       ?? (!ResourceTypePattern().IsMatch(command.ResourceType!) ? "'resourceType' must be a lowercase name such as ssh, postgres or kubernetes." : null)
                       ?? (command.Id == Guid.Empty ? "'id' must not be the empty UUID." : null)
                       ?? (command.ExpiresAt <= clock.GetUtcNow() ? "'expiresAt' is in the past." : null);

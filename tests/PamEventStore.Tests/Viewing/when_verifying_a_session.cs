@@ -493,7 +493,7 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(_org.Id, CancellationToken.None);
         var caller = new Caller(_org.Id, "gateway-identity", "gateway", Org.Gateway, new HashSet<string>(), null, "test");
         await using var commits = new UploadCommits(store.Host.Services.GetRequiredService<IDocumentStore>(), store.Clock,
-            Options.Create(new UploadOptions { CommitWriters = 1 }), NullLogger<UploadCommits>.Instance);
+            Options.Create(new UploadOptions { CommitWriters = 1 }), NullLogger<UploadCommits>.Instance, store.Host.Services.GetRequiredService<SessionSignals>());
 
         // Handed over at once, as concurrent requests are: decided and committed several sessions to a transaction.
         for (var round = 0; round < 2; round++)
