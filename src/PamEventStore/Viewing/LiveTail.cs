@@ -58,24 +58,23 @@ public static class LiveTailEndpoint
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/live")]
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
-        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, SessionBindings sessions, LiveTailTurns turns,
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, LiveTailTurns turns,
         TimeProvider clock, IOptions<UploadOptions> options, CancellationToken ct)
     {
         var (from, problem) = ReadFrom(request);
         if (problem is not null) return problem.ToResult();
 
-        // Authorised by the session's project before anything recorded is read, as a log page is.
-        if (await sessions.OfAsync(db, caller.OrgId, sessionId, ct) is not { } binding || !caller.CanSeeProject(binding.ProjectId))
+        // Authorised by the session's project before anything recorded is read, as a log page is (the
+        // snapshot holds none of the recording).
+        var readAt = clock.GetUtcNow();
+        if (await db.LoadAsync<PamSession>(sessionId, ct) is not { } session || !caller.CanSeeProject(session.ProjectId))
         {
             return Problems.SessionNotFound(sessionId).ToResult();
         }
 
         // A tail that is over, with nothing left to send from where it stands: 204, which tells a browser's
         // EventSource to stop reconnecting (it reconnects after a stream closes, sending its Last-Event-ID).
-        var readAt = clock.GetUtcNow();
-        if (await db.LoadAsync<PamSession>(sessionId, ct) is { } session
-            && IsOver(session, readAt, options.Value.EndedSessionGrace)
-            && (from ?? long.MaxValue) >= session.BatchCount + (session.Legacy is null ? 0 : 1))
+        if (IsOver(session, readAt, options.Value.EndedSessionGrace) && (from ?? long.MaxValue) >= session.BatchCount + (session.Legacy is null ? 0 : 1))
         {
             return Results.NoContent();
         }
@@ -137,29 +136,31 @@ public static class LiveTailEndpoint
             var output = http.Response.BodyWriter;
             var lastWrite = clock.GetTimestamp();
 
-            async Task<bool> SendAsync(string? id, string name, ReadOnlyMemory<byte> data)
+            // One event: its data written in parts straight into the response, on one line as SSE data must be.
+            async Task<bool> SendAsync(string? id, string name, params ReadOnlyMemory<byte>[] data)
             {
                 if (id is not null) output.Write(Encoding.UTF8.GetBytes($"id: {id}\n"));
                 output.Write(Encoding.UTF8.GetBytes($"event: {name}\ndata: "));
-                output.Write(data.Span);
+                foreach (var part in data) output.Write(part.Span);
                 output.Write("\n\n"u8);
                 lastWrite = clock.GetTimestamp();
                 return !(await output.FlushAsync(ct)).IsCompleted;
             }
 
+            // {"sequence", "batch": its page entry, "logs": its events}, the events as they were opened, uncopied;
+            // the event's id is the batch's sequence (the legacy recording's is the one after the batches).
+            Task<bool> SendBatchAsync(OpenedBatch opened) => SendAsync(
+                opened.Entry!.Sequence.ToString(CultureInfo.InvariantCulture), "batch",
+                Encoding.UTF8.GetBytes($"{{\"sequence\":{opened.Entry.Sequence.ToString(CultureInfo.InvariantCulture)},\"batch\":"),
+                JsonSerializer.SerializeToUtf8Bytes(opened.Entry, LogPageJson.Default.LogPageBatch),
+                ",\"logs\":"u8.ToArray(),
+                opened.Content ?? "[]"u8.ToArray(),
+                "}"u8.ToArray());
+
             try
             {
                 await output.FlushAsync(ct);
-                long next;
-                if (From is { } from) next = from;
-                else
-                {
-                    // From the next batch stored: where the session stands now, without reading any of its rows.
-                    await using var db = store.QuerySession(OrgId);
-                    if (await db.LoadAsync<PamSession>(SessionId, ct) is not { } now) return;
-                    next = now.BatchCount;
-                }
-
+                var next = From;
                 var (endSent, legacySent) = (false, false);
                 while (true)
                 {
@@ -170,8 +171,10 @@ public static class LiveTailEndpoint
                     await using (var db = store.QuerySession(OrgId)) session = await db.LoadAsync<PamSession>(SessionId, ct);
                     if (session is null) return;
 
-                    var legacyDue = session.Legacy is not null && !legacySent && next == session.BatchCount;
-                    if (next < session.BatchCount || legacyDue)
+                    // Without a place to start from: the next batch stored, where the session stands now.
+                    var position = next ??= session.BatchCount;
+                    var legacyDue = session.Legacy is not null && !legacySent && position == session.BatchCount;
+                    if (position < session.BatchCount || legacyDue)
                     {
                         // Reading recorded content holds what a log page holds: it takes a page turn as a page
                         // does, and gives it back before it waits. With every turn taken, it tries again later.
@@ -183,29 +186,29 @@ public static class LiveTailEndpoint
                         }
 
                         await using var db = store.QuerySession(OrgId);
-                        if (next < session.BatchCount)
+                        if (position < session.BatchCount)
                         {
                             await using var stored = await StoredPage.ReadAsync(
-                                db, SessionId, RecordedBatch.IdFor(SessionId, next), RecordedBatch.IdFor(SessionId, next + Chunk - 1), Chunk, ct);
-                            var end = Math.Min(next + Chunk, stored.Session?.BatchCount ?? session.BatchCount);
-                            var extent = new PageExtent(OrgId, SessionId, next, end);
-                            var pageEnd = new PageEnd(hasMore: false, (int)(end - next));
+                                db, SessionId, RecordedBatch.IdFor(SessionId, position), RecordedBatch.IdFor(SessionId, position + Chunk - 1), Chunk, ct);
+                            var end = Math.Min(position + Chunk, stored.Session?.BatchCount ?? session.BatchCount);
+                            var extent = new PageExtent(OrgId, SessionId, position, end);
+                            var pageEnd = new PageEnd(hasMore: false, (int)(end - position));
                             var opened = await cipher.FingerprintAsync(OrgId, ct) is { } fingerprint
                                 ? GetSessionLogsEndpoint.OpenBatchesAsync(stored, cipher, fingerprint, extent, pageBytes, pageEnd, ct)
                                 : extent.AllMissing().ToAsyncEnumerable();
                             await foreach (var batch in opened)
                             {
-                                if (!await SendAsync(batch.Entry!.Sequence.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(batch))) return;
+                                if (!await SendBatchAsync(batch)) return;
                             }
 
-                            next += pageEnd.BatchCount;
+                            next = position + pageEnd.BatchCount;
                         }
                         else
                         {
                             // The legacy recording is one more batch after the others (as on the log pages);
                             // nothing is stored after it.
                             var legacy = await GetSessionLogsEndpoint.OpenLegacyAsync(db, cipher, OrgId, SessionId, session.BatchCount, session.Legacy!, ct);
-                            if (!await SendAsync(session.BatchCount.ToString(CultureInfo.InvariantCulture), "batch", BatchEvent(legacy))) return;
+                            if (!await SendBatchAsync(legacy)) return;
                             legacySent = true;
                         }
 
@@ -240,19 +243,6 @@ public static class LiveTailEndpoint
                 services.GetService<ILogger<LiveTail>>()?.LogError(failure, "A live tail of session {SessionId} failed; the connection is cut", SessionId);
                 http.Abort();
             }
-        }
-
-        /// <summary><c>{"sequence", "batch": its page entry, "logs": its events}</c> on one line, as SSE data must be.</summary>
-        private static byte[] BatchEvent(OpenedBatch opened)
-        {
-            var entry = opened.Entry!;
-            using var json = new MemoryStream();
-            json.Write(Encoding.UTF8.GetBytes($"{{\"sequence\":{entry.Sequence.ToString(CultureInfo.InvariantCulture)},\"batch\":"));
-            json.Write(JsonSerializer.SerializeToUtf8Bytes(entry, LogPageJson.Default.LogPageBatch));
-            json.Write(",\"logs\":"u8);
-            json.Write(opened.Content is { } content ? content : "[]"u8.ToArray());
-            json.Write("}"u8);
-            return json.ToArray();
         }
     }
 }
