@@ -26,7 +26,7 @@ var batchBytes = new Option<int>("--batch-bytes") { Description = "Recorded JSON
 var infisical = new Option<bool>("--infisical") { Description = "Behave exactly like an Infisical gateway: no endOffset" };
 kind.AcceptOnlyFromAmong("terminal", "sql");
 
-var cast = new Option<FileInfo>("--cast") { Description = "An asciicast v2 file", Required = true };
+var cast = new Option<FileInfo>("--cast") { Description = "An asciicast file (version 2 or 3)", Required = true };
 cast.AcceptExistingOnly();
 var speed = new Option<double>("--speed") { Description = "Playback speed", DefaultValueFactory = _ => 1.0 };
 speed.Validators.Add(result =>

@@ -41,7 +41,7 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
         if (!end.Ended)
         {
             throw new InvalidOperationException(
-                $"session {sessionId}: not ended, its final upload failed ({(int)end.Failed!.Status} {end.Failed.ProblemType ?? end.Failed.Detail}); {uploader.File.PendingJsonBytes} bytes of recording not stored");
+                $"session {sessionId}: not ended, its final upload or its end failed ({(int)end.Failed!.Status} {end.Failed.ProblemType ?? end.Failed.Detail}); {uploader.File.PendingJsonBytes} bytes of recording not stored");
         }
 
         if (end.Refused is { } refused) progress($"session {sessionId}: its final upload was refused ({(int)refused.Status} {refused.ProblemType}); ended without it");
