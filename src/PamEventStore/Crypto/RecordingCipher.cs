@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
+using PamEventStore.Sessions;
 
 namespace PamEventStore.Crypto;
 
@@ -26,7 +27,8 @@ public sealed record LegacyLogsPlace(string OrgId, Guid SessionId) : RecordingPl
         Encoding.UTF8.GetBytes($"pam-legacy-logs/v1|{OrgId.Length}:{OrgId}|{SessionId:D}");
 }
 
-public sealed record SealedRecording(string KeyId, byte[] Ciphertext);
+/// <param name="ContentEncoding">How the content was packed before it was encrypted (<see cref="PackedContent"/>).</param>
+public sealed record SealedRecording(string KeyId, byte[] Ciphertext, string? ContentEncoding);
 
 /// <summary>
 /// Envelope encryption of recorded content (AES-256-GCM). Each session seals under its own key,
@@ -45,21 +47,29 @@ public sealed class RecordingCipher(OrgDataKeys keys)
     /// <returns>The org's session chain key, or null when the org has no keys.</returns>
     public ValueTask<SessionChain?> ChainAsync(string orgId, CancellationToken ct) => keys.ChainAsync(orgId, ct);
 
-    public static SealedRecording Seal(OrgSealing sealing, RecordingPlace place, ReadOnlySpan<byte> plaintext)
+    public static SealedRecording Seal(OrgSealing sealing, RecordingPlace place, PackedContent content)
     {
         if (sealing.OrgId != place.OrgId) throw new ArgumentException($"Keys of org '{sealing.OrgId}' cannot seal for org '{place.OrgId}'.", nameof(place));
-        return new SealedRecording(sealing.Active.Id, AesGcmEnvelope.Seal(SessionKey(sealing.Active.Key, place), plaintext, place.AssociatedData()));
+        var ciphertext = AesGcmEnvelope.Seal(SessionKey(sealing.Active.Key, place), content.Bytes, AssociatedData(place, content.Encoding));
+        return new SealedRecording(sealing.Active.Id, ciphertext, content.Encoding);
     }
 
+    /// <returns>The recording's content, unpacked: <see cref="IEncryptedRecording.PlaintextBytes"/> bytes.</returns>
     /// <exception cref="CryptographicException">
-    /// The key is unknown or unusable, or the ciphertext does not open under it at this place (altered or moved).
+    /// The key is unknown or unusable, or the ciphertext does not open under it at this place with its
+    /// encoding (altered or moved), or it does not unpack to its recorded length.
     /// </exception>
-    public async ValueTask<byte[]> OpenAsync(RecordingPlace place, string keyId, byte[] ciphertext, CancellationToken ct)
+    public async ValueTask<byte[]> OpenAsync(RecordingPlace place, IEncryptedRecording recording, CancellationToken ct)
     {
-        var key = await keys.KeyAsync(place.OrgId, keyId, ct)
-                  ?? throw new CryptographicException($"Data key '{keyId}' is not available for org '{place.OrgId}'.");
-        return AesGcmEnvelope.Open(SessionKey(key, place), ciphertext, place.AssociatedData());
+        var key = await keys.KeyAsync(place.OrgId, recording.KeyId, ct)
+                  ?? throw new CryptographicException($"Data key '{recording.KeyId}' is not available for org '{place.OrgId}'.");
+        var packed = AesGcmEnvelope.Open(SessionKey(key, place), recording.Ciphertext, AssociatedData(place, recording.ContentEncoding));
+        return PackedContent.Unpack(recording.ContentEncoding, packed, recording.PlaintextBytes);
     }
+
+    /// <summary>The place, and for packed content its encoding: content stored unpacked keeps the associated data it always had.</summary>
+    private static byte[] AssociatedData(RecordingPlace place, string? contentEncoding) =>
+        contentEncoding is null ? place.AssociatedData() : [.. place.AssociatedData(), .. Encoding.UTF8.GetBytes($"|{contentEncoding}")];
 
     // A page opens a hundred batches of one session, an upload stream seals thousands: derive each
     // session's key once. Held like the data keys it comes from: in this process's memory only.

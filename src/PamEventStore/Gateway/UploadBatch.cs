@@ -69,7 +69,10 @@ public static class UploadBatchEndpoint
         if (!RecordingParser.TryParseBatch(body, out var content, out var error)) return Problems.InvalidRecording(error).ToResult();
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
 
-        var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing, admitted.HandOver());
+        var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing, admitted.HandOver())
+        {
+            Packed = PackedContent.Pack(content.Canonical.Span),
+        };
         switch (await commits.CommitAsync(upload, ct))
         {
             case UploadOutcome.Stored stored:

@@ -16,7 +16,14 @@ namespace PamEventStore.Gateway;
 /// An upload checked, read and parsed, its org's keys resolved: all it still needs is its session.
 /// <paramref name="Held"/> is its share of the node's upload limit, given back once it is decided or dropped.
 /// </summary>
-public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Batch, OrgSealing Sealing, IDisposable? Held = null);
+public sealed record ReadyUpload(Guid SessionId, Caller Caller, IncomingBatch Batch, OrgSealing Sealing, IDisposable? Held = null)
+{
+    /// <summary>
+    /// The batch's content packed for sealing on the request's thread, so that the writers, which hold
+    /// the sessions' locks, only encrypt it. Null: packed by the writer.
+    /// </summary>
+    public PackedContent? Packed { get; init; }
+}
 
 /// <summary>What became of an upload once its session decided it (and that decision was committed).</summary>
 public abstract record UploadOutcome
@@ -177,8 +184,13 @@ public sealed class UploadCommits : IAsyncDisposable
         {
             case AcceptBatch accept:
                 var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
-                var sealedContent = RecordingCipher.Seal(upload.Sealing, place, accept.Content.Canonical.Span);
-                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext }));
+                // A batch stored from its middle (its first events were stored before) is packed here, as what it holds.
+                var packed = ReferenceEquals(accept.Content, upload.Batch.Content) && upload.Packed is { } whole ? whole : PackedContent.Pack(accept.Content.Canonical.Span);
+                var sealedContent = RecordingCipher.Seal(upload.Sealing, place, packed);
+                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with
+                {
+                    KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext, ContentEncoding = sealedContent.ContentEncoding,
+                }));
                 return new UploadOutcome.Stored(accept.Batch.Sequence) { Chain = stream.Position() };
 
             case RejectBatch reject:

@@ -48,6 +48,8 @@ public static class UploadLegacyLogsEndpoint
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
+        // Packed and sealed before the session's lock is taken: a recording of megabytes takes a while.
+        var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), PackedContent.Pack(logs.Canonical.Span));
         var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
         if (stream is null) return refusal!;
         var session = stream.Aggregate!;
@@ -55,8 +57,10 @@ public static class UploadLegacyLogsEndpoint
         switch (LegacyLogsRules.Decide(session, logs, sealing.Fingerprint, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
         {
             case AcceptLegacyLogs accept:
-                var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), logs.Canonical.Span);
-                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext }));
+                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with
+                {
+                    KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext, ContentEncoding = sealedLogs.ContentEncoding,
+                }));
                 await db.SaveChangesAsync(ct);
                 signals.Signal(caller.OrgId, sessionId);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));

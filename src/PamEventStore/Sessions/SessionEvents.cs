@@ -81,6 +81,8 @@ public sealed record BatchUploaded(
     [JsonIgnore]
     public byte[] Ciphertext { get; init; } = [];
 
+    public string? ContentEncoding { get; init; }
+
     public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
 }
 
@@ -129,6 +131,8 @@ public sealed record LegacyLogsUploaded(
     [JsonIgnore]
     public byte[] Ciphertext { get; init; } = [];
 
+    public string? ContentEncoding { get; init; }
+
     public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
 }
 
@@ -144,6 +148,12 @@ public interface IEncryptedRecording
 
     /// <summary>The org's keyed fingerprint of its canonical content, checked after decryption.</summary>
     byte[] ContentFingerprint { get; }
+
+    /// <summary>How the content was packed before it was encrypted (<see cref="Crypto.PackedContent"/>); null: as it is.</summary>
+    string? ContentEncoding { get; }
+
+    /// <summary>The length of the canonical content, which is what opening the ciphertext must give.</summary>
+    int PlaintextBytes { get; }
 
     IEncryptedRecording WithCiphertext(byte[] ciphertext);
 }

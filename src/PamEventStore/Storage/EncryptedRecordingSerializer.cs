@@ -9,8 +9,9 @@ namespace PamEventStore.Storage;
 /// <summary>
 /// Writes events that carry ciphertext into <c>mt_events.bdata</c> as
 /// <c>[format 1][header length, u32 big-endian][header JSON][ciphertext]</c>.
-/// Ciphertext does not compress and base64 inside jsonb would store it a third larger; the header
-/// stays JSON so the metadata of a batch is still readable with plain SQL.
+/// Ciphertext does not compress (content is compressed before it is encrypted: <see cref="Crypto.PackedContent"/>)
+/// and base64 inside jsonb would store it a third larger; the header stays JSON so the metadata of a
+/// batch is still readable with plain SQL.
 /// </summary>
 public sealed class EncryptedRecordingSerializer : IEventBinarySerializer
 {

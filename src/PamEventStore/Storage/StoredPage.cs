@@ -84,7 +84,7 @@ public sealed class StoredPage : IAsyncDisposable
     /// <summary>
     /// The page's batches in stream order, read once. Rows come in stream order, which is batch
     /// order: reading stops at the first batch at or past <paramref name="endSequence"/>, or at the
-    /// first that would take the page's stored bytes over <paramref name="maxBytes"/> (never the first:
+    /// first that would take the page's content over <paramref name="maxBytes"/> (never the first:
     /// one batch always fits), and the rest of the query is cancelled. A row behind the page's next
     /// batch (moved out of its place: the page skips it) counts for nothing, so a page always moves on.
     /// </summary>
@@ -117,13 +117,15 @@ public sealed class StoredPage : IAsyncDisposable
                     if (batch.Sequence >= endSequence) break;
                     if (batch.Sequence >= next)
                     {
-                        if (bytes > 0 && bytes + batch.Ciphertext.Length > maxBytes)
+                        // What the batch gives once opened (its content is stored compressed), or what its row holds if more.
+                        var batchBytes = Math.Max(batch.Ciphertext.Length, (long)batch.PlaintextBytes);
+                        if (bytes > 0 && bytes + batchBytes > maxBytes)
                         {
                             CutAt = batch.Sequence;
                             break;
                         }
 
-                        bytes += batch.Ciphertext.Length;
+                        bytes += batchBytes;
                         next = batch.Sequence + 1;
                     }
 

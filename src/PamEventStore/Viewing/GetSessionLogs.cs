@@ -18,7 +18,7 @@ public sealed class LogPageOptions
     public const string Section = "LogPages";
 
     /// <summary>
-    /// At most this much stored content in one page (one batch always fits, whatever its size): the
+    /// At most this much content in one page, counted as it is read back (decompressed; one batch always fits, whatever its size): the
     /// page ends before the batch that would take it over, with fewer batches than asked (the contract
     /// allows it: the caller follows batchCount and hasMore).
     /// </summary>
@@ -158,7 +158,7 @@ public static class GetSessionLogsEndpoint
             foreach (var missing in page.Missing(next, batch.Sequence)) yield return missing;
 
             var (status, content) = await StoredRecording.OpenAsync(
-                cipher, fingerprint, new BatchPlace(page.OrgId, page.SessionId, batch.Sequence, batch.StartOffset), batch.KeyId, batch.Ciphertext, batch.ContentFingerprint, ct);
+                cipher, fingerprint, new BatchPlace(page.OrgId, page.SessionId, batch.Sequence, batch.StartOffset), batch, ct);
             yield return new OpenedBatch(LogPageBatch.From(batch.Sequence, batch, status), content);
             next = batch.Sequence + 1;
         }
@@ -181,7 +181,7 @@ public static class GetSessionLogsEndpoint
         if (events.SingleOrDefault()?.Data is not LegacyLogsUploaded stored) return new OpenedBatch(LogPageBatch.Missing(sequence) with { Legacy = true }, null);
         if (await cipher.FingerprintAsync(orgId, ct) is not { } fingerprint) return new OpenedBatch(LogPageBatch.OfLegacy(sequence, stored, BatchReadStatus.Undecryptable), null);
 
-        var (status, content) = await StoredRecording.OpenAsync(cipher, fingerprint, new LegacyLogsPlace(orgId, sessionId), stored.KeyId, stored.Ciphertext, stored.ContentFingerprint, ct);
+        var (status, content) = await StoredRecording.OpenAsync(cipher, fingerprint, new LegacyLogsPlace(orgId, sessionId), stored, ct);
         return new OpenedBatch(LogPageBatch.OfLegacy(sequence, stored, status), content);
     }
 }

@@ -58,12 +58,12 @@ public static class StoredRecording
     /// <summary>Decrypts stored content and checks it against the fingerprint recorded when it was accepted.</summary>
     /// <returns>The canonical events (a JSON array) when the status is <see cref="BatchReadStatus.Ok"/>.</returns>
     public static async Task<(BatchReadStatus Status, byte[]? Content)> OpenAsync(
-        RecordingCipher cipher, ContentFingerprint fingerprint, RecordingPlace place, string keyId, byte[] ciphertext, byte[] expectedFingerprint, CancellationToken ct)
+        RecordingCipher cipher, ContentFingerprint fingerprint, RecordingPlace place, IEncryptedRecording recording, CancellationToken ct)
     {
         byte[] content;
         try
         {
-            content = await cipher.OpenAsync(place, keyId, ciphertext, ct);
+            content = await cipher.OpenAsync(place, recording, ct);
         }
         catch (Exception e) when (e is CryptographicException or InvalidOperationException)
         {
@@ -71,7 +71,7 @@ public static class StoredRecording
             return (BatchReadStatus.Undecryptable, null);
         }
 
-        return fingerprint.Matches(SHA256.HashData(content), expectedFingerprint)
+        return fingerprint.Matches(SHA256.HashData(content), recording.ContentFingerprint)
             ? (BatchReadStatus.Ok, content)
             : (BatchReadStatus.HashMismatch, null);
     }

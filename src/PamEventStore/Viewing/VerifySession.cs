@@ -181,7 +181,7 @@ public static class VerifySessionEndpoint
         };
         if (place is null || data is not IEncryptedRecording recording) return null;
         if (recording.KeyId is not { Length: > 0 } || recording.ContentFingerprint is null) return BatchReadStatus.Undecryptable;
-        return (await StoredRecording.OpenAsync(cipher, fingerprint, place, recording.KeyId, recording.Ciphertext, recording.ContentFingerprint, ct)).Status;
+        return (await StoredRecording.OpenAsync(cipher, fingerprint, place, recording, ct)).Status;
     }
 
     /// <summary>A head kept outside the store: the link the stream must have at <see cref="Length"/>.</summary>

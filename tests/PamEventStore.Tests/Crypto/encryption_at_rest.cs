@@ -131,11 +131,11 @@ public sealed class encryption_at_rest(PamStoreHost store)
         rewrap.Unopenable.ShouldBeEmpty();
 
         var onlyNew = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { ["next"] = newMaster }, "next"), TimeProvider.System));
-        var content = await onlyNew.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None);
+        var content = await onlyNew.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch, CancellationToken.None);
         (await onlyNew.FingerprintAsync(_org.Id, CancellationToken.None))!.Matches(SHA256.HashData(content), sealedBatch.ContentFingerprint).ShouldBeTrue();
 
         var onlyOld = new RecordingCipher(new OrgDataKeys(documents, new MasterKeys(new Dictionary<string, byte[]> { [TestKeys.MasterKeyId] = oldMaster }, TestKeys.MasterKeyId), TimeProvider.System));
-        await Should.ThrowAsync<Exception>(() => onlyOld.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch.KeyId, sealedBatch.Ciphertext, CancellationToken.None).AsTask());
+        await Should.ThrowAsync<Exception>(() => onlyOld.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), sealedBatch, CancellationToken.None).AsTask());
     }
 
     [Fact]
@@ -170,7 +170,7 @@ public sealed class encryption_at_rest(PamStoreHost store)
         await _org.UploadAsync(session, 0, Lines(0, 1));
         var stored = await StoredBatch(session, 0);
 
-        (await Cipher.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), stored.KeyId, stored.Ciphertext, CancellationToken.None)).ShouldNotBeEmpty();
+        (await Cipher.OpenAsync(new BatchPlace(_org.Id, session, 0, 0), stored, CancellationToken.None)).ShouldNotBeEmpty();
         foreach (var elsewhere in new[]
                  {
                      new BatchPlace(_org.Id, session, 1, 0),
@@ -179,7 +179,7 @@ public sealed class encryption_at_rest(PamStoreHost store)
                      new BatchPlace(store.NewOrg().Id, session, 0, 0),
                  })
         {
-            await Should.ThrowAsync<CryptographicException>(() => Cipher.OpenAsync(elsewhere, stored.KeyId, stored.Ciphertext, CancellationToken.None).AsTask());
+            await Should.ThrowAsync<CryptographicException>(() => Cipher.OpenAsync(elsewhere, stored, CancellationToken.None).AsTask());
         }
     }
 

@@ -13,9 +13,10 @@ public static class StoredEvents
     /// <summary>
     /// Appends <paramref name="count"/> one-line batches the way the upload endpoint does (sealed with
     /// the org's key, linked, under the stream lock), hundreds per commit: a 10,000-batch session in seconds.
-    /// Batch i starts at offset i * 100 and holds "line i".
+    /// Batch i starts at offset i * 100 and holds "line i". Unless <paramref name="compressed"/>, its
+    /// content is sealed as it is, as versions before compressed recordings stored it.
     /// </summary>
-    public static async Task SeedBatchesAsync(PamStoreHost store, Org org, Guid sessionId, int count, int perCommit = 500)
+    public static async Task SeedBatchesAsync(PamStoreHost store, Org org, Guid sessionId, int count, int perCommit = 500, bool compressed = true)
     {
         var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(org.Id, CancellationToken.None);
         var actor = new Actor("gateway", "gateway:" + Org.Gateway, Org.Gateway, "seed");
@@ -27,10 +28,13 @@ public static class StoredEvents
             for (var i = first; i < Math.Min(first + perCommit, count); i++, sequence++)
             {
                 RecordingParser.TryParseBatch(System.Text.Encoding.UTF8.GetBytes(Recordings.Lines((int)sequence, 1)), out var content, out _).ShouldBeTrue();
-                var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), content!.Canonical.Span);
+                var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), compressed ? PackedContent.Pack(content!.Canonical.Span) : new PackedContent(content!.Canonical.ToArray(), null));
                 var fingerprint = sealing.Fingerprint.Of(content.Sha256());
                 stream.AppendLinked(sealing.Chain, org.Id, sessionId, [new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
-                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow) { Ciphertext = sealedContent.Ciphertext }]);
+                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow)
+                    {
+                        Ciphertext = sealedContent.Ciphertext, ContentEncoding = sealedContent.ContentEncoding,
+                    }]);
             }
 
             await session.SaveChangesAsync();

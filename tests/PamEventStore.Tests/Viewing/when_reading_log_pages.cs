@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Marten;
 using PamEventStore.Crypto;
+using PamEventStore.Storage;
 using PamEventStore.Viewing;
 using PamEventStore.Tests.Infrastructure;
 using static PamEventStore.Tests.Infrastructure.Recordings;
@@ -216,10 +217,13 @@ public sealed class when_reading_log_pages(PamStoreHost store)
     {
         var session = await SessionWithBatches(1);
         var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(_org.Id, CancellationToken.None);
-        var forged = RecordingCipher.Seal(sealing, new BatchPlace(_org.Id, session, 0, 0), Encoding.UTF8.GetBytes(Lines(0, 2).Replace("T10:00:00", "T11:00:00")));
+        var forged = RecordingCipher.Seal(sealing, new BatchPlace(_org.Id, session, 0, 0), PackedContent.Pack(Encoding.UTF8.GetBytes(Lines(0, 2).Replace("T10:00:00", "T11:00:00"))));
+        var stored = await Stored(session, 0);
+        var row = new EncryptedRecordingSerializer().Serialize(typeof(PamEventStore.Sessions.BatchUploaded),
+            stored with { KeyId = forged.KeyId, Ciphertext = forged.Ciphertext, ContentEncoding = forged.ContentEncoding });
         await StoredEvents.ExecuteAsync(store,
-            $"update pam.mt_events set bdata = overlay(bdata placing @ciphertext from length(bdata) - @length + 1) where {StoredEvents.BatchRow}",
-            [.. StoredEvents.BatchRowParameters(_org, session, 0), ("ciphertext", forged.Ciphertext), ("length", forged.Ciphertext.Length)]);
+            $"update pam.mt_events set bdata = @row where {StoredEvents.BatchRow}",
+            [.. StoredEvents.BatchRowParameters(_org, session, 0), ("row", (object)row)]);
 
         var page = (await _org.LogsAsync(session)).Body;
 
@@ -345,9 +349,9 @@ public sealed class when_reading_log_pages(PamStoreHost store)
         var cipher = new RecordingCipher(fresh);
 
         (await StoredRecording.OpenAsync(cipher, (await cipher.FingerprintAsync(_org.Id, CancellationToken.None))!, new BatchPlace(_org.Id, session, 0, 0),
-            (await KeyOf(session, 0)), await CiphertextOf(session, 0), await FingerprintOf(session, 0), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Undecryptable);
+            await Stored(session, 0), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Undecryptable);
         (await StoredRecording.OpenAsync(cipher, (await cipher.FingerprintAsync(_org.Id, CancellationToken.None))!, new BatchPlace(_org.Id, session, 1, 100),
-            (await KeyOf(session, 1)), await CiphertextOf(session, 1), await FingerprintOf(session, 1), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Ok);
+            await Stored(session, 1), CancellationToken.None)).Status.ShouldBe(BatchReadStatus.Ok);
         (await cipher.SealingAsync(_org.Id, CancellationToken.None)).Active.Id.ShouldBe(await KeyOf(session, 1));
     }
 
@@ -358,8 +362,4 @@ public sealed class when_reading_log_pages(PamStoreHost store)
     }
 
     private async Task<string> KeyOf(Guid session, long sequence) => (await Stored(session, sequence)).KeyId;
-
-    private async Task<byte[]> CiphertextOf(Guid session, long sequence) => (await Stored(session, sequence)).Ciphertext;
-
-    private async Task<byte[]> FingerprintOf(Guid session, long sequence) => (await Stored(session, sequence)).ContentFingerprint;
 }
