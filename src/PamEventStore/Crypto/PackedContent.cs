@@ -11,6 +11,9 @@ namespace PamEventStore.Crypto;
 /// recording costs on disk and in WAL for as long as it is kept. Compressing happens before
 /// encryption, since ciphertext does not compress; the encoding is bound into the ciphertext's
 /// associated data, so it cannot be switched on a stored batch without the batch failing to open.
+/// Brotli at quality 1 rather than DEFLATE at its fastest level: in three A/B pairs of the benchmark
+/// both gave the same upload rate and log pages that could not be told apart, and Brotli stores a
+/// batch a sixth smaller.
 /// </summary>
 /// <remarks>
 /// Compression makes a ciphertext's length depend on how repetitive its content is (the CRIME/BREACH
