@@ -44,7 +44,7 @@ public sealed class compressing_recordings(PamStoreHost store)
         var stored = await StoredAsync<BatchUploaded>(session);
         var page = (await _org.LogsAsync(session)).Body;
 
-        stored.ContentEncoding.ShouldBe(PackedContent.Brotli);
+        stored.ContentEncoding.ShouldBe(PackedContent.Deflate);
         stored.Ciphertext.Length.ShouldBeLessThan(stored.PlaintextBytes / 4);
         page.GetProperty("batches")[0].GetProperty("status").GetString().ShouldBe("ok");
         var logs = page.GetProperty("logs");
@@ -62,7 +62,7 @@ public sealed class compressing_recordings(PamStoreHost store)
         var stored = await StoredAsync<LegacyLogsUploaded>(session);
         var page = (await _org.LogsAsync(session)).Body;
 
-        stored.ContentEncoding.ShouldBe(PackedContent.Brotli);
+        stored.ContentEncoding.ShouldBe(PackedContent.Deflate);
         stored.Ciphertext.Length.ShouldBeLessThan(stored.PlaintextBytes / 4);
         page.GetProperty("logs").GetArrayLength().ShouldBe(500);
         page.GetProperty("logs")[499].GetProperty("input").GetString().ShouldBe("select * from accounts where id = 499");
@@ -84,7 +84,7 @@ public sealed class compressing_recordings(PamStoreHost store)
         integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
         await using var query = store.Host.DocumentStore().QuerySession(_org.Id);
         (await query.Events.FetchStreamAsync(session)).Select(e => e.Data).OfType<BatchUploaded>().Select(b => b.ContentEncoding)
-            .ShouldBe([PackedContent.Brotli, null, null, null, PackedContent.Brotli]);
+            .ShouldBe([PackedContent.Deflate, null, null, null, PackedContent.Deflate]);
     }
 
     [Theory]
@@ -116,7 +116,7 @@ public sealed class compressing_recordings(PamStoreHost store)
 
         var packed = PackedContent.Pack(content);
 
-        packed.Encoding.ShouldBe(PackedContent.Brotli);
+        packed.Encoding.ShouldBe(PackedContent.Deflate);
         packed.Bytes.Length.ShouldBeLessThan(content.Length / 4);
         PackedContent.Unpack(packed.Encoding, packed.Bytes, content.Length).ShouldBe(content);
     }
@@ -147,15 +147,14 @@ public sealed class compressing_recordings(PamStoreHost store)
     }
 
     [Fact]
-    public void an_unknown_encoding_or_bytes_that_are_not_brotli_do_not_unpack()
+    public void an_unknown_encoding_or_bytes_that_are_not_deflate_do_not_unpack()
     {
         var content = Encoding.UTF8.GetBytes(ShellOutput(0, 40));
         var packed = PackedContent.Pack(content);
 
         Should.Throw<CryptographicException>(() => PackedContent.Unpack("gzip", packed.Bytes, content.Length));
-        Should.Throw<CryptographicException>(() => PackedContent.Unpack(PackedContent.Brotli, content, content.Length));
-        Should.Throw<CryptographicException>(() => PackedContent.Unpack(PackedContent.Brotli, packed.Bytes[..^4], content.Length));
-        Should.Throw<CryptographicException>(() => PackedContent.Unpack(PackedContent.Brotli, [.. packed.Bytes, 0x00], content.Length));
+        Should.Throw<CryptographicException>(() => PackedContent.Unpack(PackedContent.Deflate, content, content.Length));
+        Should.Throw<CryptographicException>(() => PackedContent.Unpack(PackedContent.Deflate, packed.Bytes[..^4], content.Length));
     }
 
     private sealed class PackedComparer : IEqualityComparer<PackedContent>

@@ -237,15 +237,17 @@ public sealed class when_tailing_a_live_session(PamStoreHost store)
         (await _org.UploadAsync(session, 0, Lines(0, 2), endOffset: 100)).ShouldBeAccepted(0);
         var turns = store.Host.Services.GetRequiredService<PageTurns>();
 
-        using var tail = await EventStream.OpenAsync(store, Live(session, "?from=0"), _org.UserToken());
+        EventStream tail;
         Task<ServerEvent?> next;
+        // Every turn is taken before the tail opens: it reads its first batch as soon as its headers are out.
         using (await HeldTurns.TakeAllAsync(turns.AtOnce, () => turns.TakeAsync(CancellationToken.None)))
         {
+            tail = await EventStream.OpenAsync(store, Live(session, "?from=0"), _org.UserToken());
             next = tail.NextAsync();
             (await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(2)))).ShouldNotBe(next, "no batch is read while every page turn is taken");
         }
 
-        (await next).ShouldNotBeNull().Id.ShouldBe("0");
+        using (tail) (await next).ShouldNotBeNull().Id.ShouldBe("0");
     }
 
     [Fact]
