@@ -16,10 +16,12 @@ namespace PamEventStore.Crypto;
 /// the raw select in three full runs, over the target of 3 in two.
 /// </summary>
 /// <remarks>
-/// Compression makes a ciphertext's length depend on how repetitive its content is (the CRIME/BREACH
-/// family). Here the only party that puts content into a recording is the session's own user, who
-/// sees all of it, and a stored batch's length is visible only to readers of the database, to whom
-/// its size and timing were visible before; there is no secret for such an attacker to guess.
+/// Compression makes a ciphertext's length depend on how well its content compresses, which a reader
+/// of the database sees (the CRIME/BREACH family of attacks): someone who can put text into what a
+/// session shows (a table row, a ticket comment, a log line) and read the stored lengths can learn
+/// whether that text repeats something else in the same batch, such as a secret printed beside it, one
+/// guess per batch. Without compression such a reader learns only each batch's length. Where that
+/// matters more than the storage, <c>Uploads:CompressContent=false</c> stores content as it is.
 /// </remarks>
 public sealed record PackedContent(byte[] Bytes, string? Encoding)
 {
@@ -29,9 +31,10 @@ public sealed record PackedContent(byte[] Bytes, string? Encoding)
     /// <summary>Content this short is not worth compressing.</summary>
     private const int MinBytes = 64;
 
-    public static PackedContent Pack(ReadOnlySpan<byte> content)
+    /// <param name="compress">False: the content as it is (<c>Uploads:CompressContent</c>).</param>
+    public static PackedContent Pack(ReadOnlySpan<byte> content, bool compress = true)
     {
-        if (content.Length < MinBytes) return new PackedContent(content.ToArray(), null);
+        if (!compress || content.Length < MinBytes) return new PackedContent(content.ToArray(), null);
 
         var packed = new MemoryStream(content.Length / 2);
         using (var deflate = new DeflateStream(packed, CompressionLevel.Fastest, leaveOpen: true)) deflate.Write(content);
@@ -54,7 +57,7 @@ public sealed record PackedContent(byte[] Bytes, string? Encoding)
         try
         {
             using var deflate = new DeflateStream(new MemoryStream(bytes, writable: false), CompressionMode.Decompress);
-            var content = new byte[Math.Min(contentLength, 16 * bytes.Length + 4096)];
+            var content = new byte[(int)Math.Min(contentLength, 16L * bytes.Length + 4096)];
             var read = 0;
             while (true)
             {

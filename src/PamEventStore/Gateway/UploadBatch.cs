@@ -71,7 +71,7 @@ public static class UploadBatchEndpoint
 
         var upload = new ReadyUpload(sessionId, caller, new IncomingBatch(startOffset, endOffset, content, sealing.Fingerprint), sealing, admitted.HandOver())
         {
-            Packed = PackedContent.Pack(content.Canonical.Span),
+            Packed = PackedContent.Pack(content.Canonical.Span, options.Value.CompressContent),
         };
         switch (await commits.CommitAsync(upload, ct))
         {

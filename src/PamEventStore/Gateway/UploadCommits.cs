@@ -185,7 +185,7 @@ public sealed class UploadCommits : IAsyncDisposable
             case AcceptBatch accept:
                 var place = new BatchPlace(caller.OrgId, sessionId, accept.Batch.Sequence, accept.Batch.StartOffset);
                 // A batch stored from its middle (its first events were stored before) is packed here, as what it holds.
-                var packed = ReferenceEquals(accept.Content, upload.Batch.Content) && upload.Packed is { } whole ? whole : PackedContent.Pack(accept.Content.Canonical.Span);
+                var packed = ReferenceEquals(accept.Content, upload.Batch.Content) && upload.Packed is { } whole ? whole : PackedContent.Pack(accept.Content.Canonical.Span, _options.CompressContent);
                 var sealedContent = RecordingCipher.Seal(upload.Sealing, place, packed);
                 stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with
                 {

@@ -48,8 +48,6 @@ public static class UploadLegacyLogsEndpoint
         if (!RecordingParser.TryParseLegacyLogs(body, out var logs, out var error)) return Problems.InvalidRecording(error).ToResult();
 
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
-        // Packed and sealed before the session's lock is taken: a recording of megabytes takes a while.
-        var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), PackedContent.Pack(logs.Canonical.Span));
         var (stream, refusal) = await GatewayStream.LockAsync(db, sessionId, caller, ct);
         if (stream is null) return refusal!;
         var session = stream.Aggregate!;
@@ -57,6 +55,8 @@ public static class UploadLegacyLogsEndpoint
         switch (LegacyLogsRules.Decide(session, logs, sealing.Fingerprint, caller.AsActor(), clock.GetUtcNow(), options.Value.EndedSessionGrace))
         {
             case AcceptLegacyLogs accept:
+                // Packed and sealed only once accepted: a retried recording (a duplicate) costs a hash, not a compression of megabytes.
+                var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), PackedContent.Pack(logs.Canonical.Span, options.Value.CompressContent));
                 stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with
                 {
                     KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext, ContentEncoding = sealedLogs.ContentEncoding,

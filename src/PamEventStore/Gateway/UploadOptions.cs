@@ -14,6 +14,13 @@ public sealed class UploadOptions
     /// <summary>Largest legacy bulk upload: a whole session at once.</summary>
     public int MaxLegacyLogsBytes { get; set; } = 32 * 1024 * 1024;
 
+    /// <summary>
+    /// Whether recorded content is compressed before it is encrypted (<see cref="Crypto.PackedContent"/>):
+    /// less than half the disk and WAL, at the price of each stored batch's length telling a reader of the
+    /// database how well its content compressed. Content already stored reads either way.
+    /// </summary>
+    public bool CompressContent { get; set; } = true;
+
     /// <summary>How long after a session ended its gateway may still deliver the final flush.</summary>
     public TimeSpan EndedSessionGrace { get; set; } = TimeSpan.FromSeconds(120);
 

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -107,6 +108,47 @@ public sealed class compressing_recordings(PamStoreHost store)
         page.GetProperty("logs").GetArrayLength().ShouldBe(30);
         integrity.GetProperty("intact").GetBoolean().ShouldBeFalse();
         integrity.GetProperty("problems").EnumerateArray().Select(p => p.GetProperty("kind").GetString()).ShouldContain("undecryptable");
+    }
+
+    [Fact]
+    public async Task a_node_told_not_to_compress_stores_content_as_it_is_and_it_reads_as_any_other()
+    {
+        var batched = await _org.CreateSessionAsync();
+        var legacy = await _org.CreateSessionAsync(resourceType: "postgres");
+        await using var node = await ServiceProcess.StartAsync(new Dictionary<string, string>(store.ProcessSettings) { ["Uploads:CompressContent"] = "false" });
+        async Task<HttpStatusCode> Upload(string path, string body, string contentType = "application/octet-stream")
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, $"{Org.Sessions}/{path}") { Content = new ByteArrayContent(Encoding.UTF8.GetBytes(body)) };
+            request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _org.GatewayToken());
+            return (await node.Client.SendAsync(request)).StatusCode;
+        }
+
+        (await Upload($"{batched}/event-batches?startOffset=0", ShellOutput(0, 30))).ShouldBe(HttpStatusCode.OK);
+        (await Upload($"{legacy}/logs", $$"""{"logs":{{Queries(200)}}}""", "application/json")).ShouldBe(HttpStatusCode.OK);
+
+        var stored = await StoredAsync<BatchUploaded>(batched);
+        stored.ContentEncoding.ShouldBeNull();
+        stored.Ciphertext.Length.ShouldBe(stored.PlaintextBytes + 28);
+        (await StoredAsync<LegacyLogsUploaded>(legacy)).ContentEncoding.ShouldBeNull();
+        (await _org.LogsAsync(batched)).Body.GetProperty("logs").GetArrayLength().ShouldBe(30);
+        (await _org.LogsAsync(legacy)).Body.GetProperty("logs").GetArrayLength().ShouldBe(200);
+    }
+
+    [Fact]
+    public void a_recording_whose_compressed_form_passes_128_MiB_still_unpacks()
+    {
+        // Uploads:MaxLegacyLogsBytes may be raised that far. Seven random bits a byte compress only a little,
+        // so sixteen times the compressed length no longer fits an int.
+        var content = new byte[150_000_000];
+        new Random(3).NextBytes(content);
+        for (var i = 0; i < content.Length; i++) content[i] &= 0x7F;
+
+        var packed = PackedContent.Pack(content);
+
+        packed.Encoding.ShouldBe(PackedContent.Deflate);
+        packed.Bytes.Length.ShouldBeGreaterThan(int.MaxValue / 16);
+        PackedContent.Unpack(packed.Encoding, packed.Bytes, content.Length).AsSpan().SequenceEqual(content).ShouldBeTrue();
     }
 
     [Fact]
