@@ -35,6 +35,13 @@ public sealed class StoredPage : IAsyncDisposable
     /// <summary>The session as this page read it, or null when the caller's org has no such session.</summary>
     public PamSession? Session { get; }
 
+    /// <summary>
+    /// A batch index entry's stream version, or null when it is not a whole number (an altered entry): the
+    /// page then finds no rows from it, and its batches read as missing instead of failing the query.
+    /// </summary>
+    private const string StreamVersion =
+        "case when b.data ->> 'streamVersion' ~ '^[0-9]{1,18}$' then (b.data ->> 'streamVersion')::bigint end";
+
     /// <param name="firstBatch">The page's first batch (<see cref="RecordedBatch.IdFor"/>): no such batch, no rows.</param>
     /// <param name="lastBatch">The page's last batch; rows go on to the end of the stream when it is not there.</param>
     /// <param name="limit">At most this many batches.</param>
@@ -45,8 +52,8 @@ public sealed class StoredPage : IAsyncDisposable
         var command = new NpgsqlCommand(
             $"select data from {documents}.mt_doc_pamsession where tenant_id = @tenant and id = @session;" +
             $"select e.bdata from {events}.mt_events e where e.tenant_id = @tenant and e.stream_id = @session and e.type = @type " +
-            $"and e.version >= (select (b.data ->> 'streamVersion')::bigint from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @first) " +
-            $"and e.version <= coalesce((select (b.data ->> 'streamVersion')::bigint from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @last), {long.MaxValue}) " +
+            $"and e.version >= (select {StreamVersion} from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @first) " +
+            $"and e.version <= coalesce((select {StreamVersion} from {documents}.mt_doc_recordedbatch b where b.tenant_id = @tenant and b.id = @last), {long.MaxValue}) " +
             "order by e.version limit @limit")
         {
             Parameters =

@@ -634,6 +634,27 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         report.GetProperty("problems")[0].GetProperty("detail").GetString()!.ShouldContain("streamVersion");
     }
 
+    [Theory]
+    [InlineData("to_jsonb('five'::text)")]
+    [InlineData("'99999999999999999999'::jsonb")]
+    [InlineData("'null'::jsonb")]
+    public async Task a_batch_index_entry_whose_stream_version_is_not_a_number_reads_as_missing_and_is_reported(string forged)
+    {
+        var session = await ThreeBatches();
+        (await StoredEvents.ExecuteAsync(store,
+            $"update pam.mt_doc_recordedbatch set data = jsonb_set(data, '{{streamVersion}}', {forged}) where tenant_id = @org and id = @batchId",
+            ("org", _org.Id), ("batchId", RecordedBatch.IdFor(session, 0)))).ShouldBe(1);
+
+        var page = await _org.LogsAsync(session);
+        var report = Report(await Integrity(session));
+
+        // The page cannot tell where its first batch starts: its batches are reported, not served as a 500.
+        page.Status.ShouldBe(HttpStatusCode.OK, page.Body.ToString());
+        page.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString()).ShouldBe(["missing", "missing", "missing"]);
+        report.GetProperty("intact").GetBoolean().ShouldBeFalse();
+        ProblemsOf(report).ShouldContain(p => p.Kind == "index");
+    }
+
     [Fact]
     public async Task an_index_entry_no_batch_gives_is_reported_and_judges_no_re_upload()
     {
