@@ -1,3 +1,4 @@
+using System.Text.Json;
 using JasperFx.Events;
 using Marten;
 using Marten.Events.Projections;
@@ -40,18 +41,33 @@ public sealed class RecordedBatch
     /// <summary>
     /// What is stored at an offset, in the shape upload decisions compare against: only entries that are
     /// the session's batches (their id theirs, their sequence below <paramref name="batchCount"/>), so an
-    /// entry written into the index by other means does not decide a re-upload.
+    /// entry written into the index by other means does not decide a re-upload. Entries are read as
+    /// their stored JSON, field by field: an altered one (a field that is not what it should be) decides
+    /// nothing either, where reading it as a document would fail the upload, and every upload committed
+    /// with it, with a 500.
     /// </summary>
     public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct)
     {
-        var batches = await db.Query<RecordedBatch>()
-            .Where(x => x.SessionId == sessionId && x.StartOffset == startOffset)
-            .OrderBy(x => x.Sequence)
-            .ToListAsync(ct);
-        return batches
-            .Where(b => b.Sequence >= 0 && b.Sequence < batchCount && b.Id == IdFor(sessionId, b.Sequence))
-            .Select(b => new OffsetSegment(b.SegmentEnd, b.OffsetFingerprint))
-            .ToList();
+        using var json = new MemoryStream();
+        await db.Query<RecordedBatch>().Where(x => x.SessionId == sessionId && x.StartOffset == startOffset).StreamJsonArray(json, ct);
+        using var entries = JsonDocument.Parse(json.GetBuffer().AsMemory(0, (int)json.Length));
+
+        var segments = new List<(long Sequence, OffsetSegment Segment)>();
+        foreach (var entry in entries.RootElement.EnumerateArray())
+        {
+            if (entry.ValueKind == JsonValueKind.Object
+                && entry.TryGetProperty("sequence", out var sequence) && sequence.ValueKind == JsonValueKind.Number && sequence.TryGetInt64(out var number)
+                && number >= 0 && number < batchCount
+                && entry.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String && id.GetString() == IdFor(sessionId, number)
+                && entry.TryGetProperty("segmentEnd", out var end) && end.ValueKind == JsonValueKind.Number && end.TryGetInt32(out var eventCountEnd)
+                && entry.TryGetProperty("offsetFingerprint", out var fingerprint) && fingerprint.ValueKind == JsonValueKind.String
+                && fingerprint.TryGetBytesFromBase64(out var fingerprintBytes))
+            {
+                segments.Add((number, new OffsetSegment(eventCountEnd, fingerprintBytes)));
+            }
+        }
+
+        return segments.OrderBy(s => s.Sequence).Select(s => s.Segment).ToList();
     }
 }
 

@@ -653,6 +653,24 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         page.Body.GetProperty("batches").EnumerateArray().Select(b => b.GetProperty("status").GetString()).ShouldBe(["missing", "missing", "missing"]);
         report.GetProperty("intact").GetBoolean().ShouldBeFalse();
         ProblemsOf(report).ShouldContain(p => p.Kind == "index");
+
+        // A re-upload at its offset in other bytes (not answered from the node's memory of bodies).
+        var again = await _org.UploadAsync(session, 0, " " + Lines(0, 1));
+        again.Status.ShouldBe(HttpStatusCode.OK, again.Body.ToString());
+    }
+
+    [Fact]
+    public async Task a_batch_index_entry_whose_segment_was_altered_judges_no_re_upload_and_fails_nothing()
+    {
+        var session = await ThreeBatches();
+        (await StoredEvents.ExecuteAsync(store,
+            "update pam.mt_doc_recordedbatch set data = jsonb_set(data, '{segmentEnd}', to_jsonb('all'::text)) where tenant_id = @org and id = @batchId",
+            ("org", _org.Id), ("batchId", RecordedBatch.IdFor(session, 0)))).ShouldBe(1);
+
+        // Nothing trustworthy is stored at offset 0 now: a re-upload there is refused, not stored again, and not a 500.
+        (await _org.UploadAsync(session, 0, " " + Lines(0, 1))).ShouldBeProblem(HttpStatusCode.Conflict, "out-of-order");
+        (await _org.UploadAsync(session, 300, Lines(3, 1))).ShouldBeAccepted(3);
+        ProblemsOf(Report(await Integrity(session))).ShouldContain(p => p.Kind == "index");
     }
 
     [Fact]
