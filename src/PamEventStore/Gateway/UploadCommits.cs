@@ -187,10 +187,7 @@ public sealed class UploadCommits : IAsyncDisposable
                 // A batch stored from its middle (its first events were stored before) is packed here, as what it holds.
                 var packed = ReferenceEquals(accept.Content, upload.Batch.Content) && upload.Packed is { } whole ? whole : PackedContent.Pack(accept.Content.Canonical.Span, _options.CompressContent);
                 var sealedContent = RecordingCipher.Seal(upload.Sealing, place, packed);
-                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch with
-                {
-                    KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext, ContentEncoding = sealedContent.ContentEncoding,
-                }));
+                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch.SealedAs(sealedContent)));
                 return new UploadOutcome.Stored(accept.Batch.Sequence) { Chain = stream.Position() };
 
             case RejectBatch reject:

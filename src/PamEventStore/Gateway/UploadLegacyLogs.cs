@@ -57,10 +57,7 @@ public static class UploadLegacyLogsEndpoint
             case AcceptLegacyLogs accept:
                 // Packed and sealed only once accepted: a retried recording (a duplicate) costs a hash, not a compression of megabytes.
                 var sealedLogs = RecordingCipher.Seal(sealing, new LegacyLogsPlace(caller.OrgId, sessionId), PackedContent.Pack(logs.Canonical.Span, options.Value.CompressContent));
-                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs with
-                {
-                    KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext, ContentEncoding = sealedLogs.ContentEncoding,
-                }));
+                stream.AppendLinked(sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Logs.SealedAs(sealedLogs)));
                 await db.SaveChangesAsync(ct);
                 signals.Signal(caller.OrgId, sessionId);
                 return Results.Ok(SessionView.Envelope((await db.LoadAsync<PamSession>(sessionId, ct))!));

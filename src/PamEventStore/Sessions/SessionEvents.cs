@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using PamEventStore.Crypto;
 
 namespace PamEventStore.Sessions;
 
@@ -83,6 +84,10 @@ public sealed record BatchUploaded(
 
     public string? ContentEncoding { get; init; }
 
+    /// <summary>This batch as sealed: the key, the ciphertext and how its content was packed travel together.</summary>
+    public BatchUploaded SealedAs(SealedRecording sealedContent) =>
+        this with { KeyId = sealedContent.KeyId, Ciphertext = sealedContent.Ciphertext, ContentEncoding = sealedContent.ContentEncoding };
+
     public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
 }
 
@@ -132,6 +137,10 @@ public sealed record LegacyLogsUploaded(
     public byte[] Ciphertext { get; init; } = [];
 
     public string? ContentEncoding { get; init; }
+
+    /// <summary>This recording as sealed: the key, the ciphertext and how its content was packed travel together.</summary>
+    public LegacyLogsUploaded SealedAs(SealedRecording sealedLogs) =>
+        this with { KeyId = sealedLogs.KeyId, Ciphertext = sealedLogs.Ciphertext, ContentEncoding = sealedLogs.ContentEncoding };
 
     public IEncryptedRecording WithCiphertext(byte[] ciphertext) => this with { Ciphertext = ciphertext };
 }

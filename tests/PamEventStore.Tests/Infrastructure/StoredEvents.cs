@@ -28,13 +28,10 @@ public static class StoredEvents
             for (var i = first; i < Math.Min(first + perCommit, count); i++, sequence++)
             {
                 RecordingParser.TryParseBatch(System.Text.Encoding.UTF8.GetBytes(Recordings.Lines((int)sequence, 1)), out var content, out _).ShouldBeTrue();
-                var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), compressed ? PackedContent.Pack(content!.Canonical.Span) : new PackedContent(content!.Canonical.ToArray(), null));
+                var sealedContent = RecordingCipher.Seal(sealing, new BatchPlace(org.Id, sessionId, sequence, sequence * 100), PackedContent.Pack(content!.Canonical.Span, compressed));
                 var fingerprint = sealing.Fingerprint.Of(content.Sha256());
                 stream.AppendLinked(sealing.Chain, org.Id, sessionId, [new BatchUploaded(sequence, sequence * 100, sequence * 100 + 100, 0, 1, content.EarliestEventAt, content.LatestEventAt,
-                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow)
-                    {
-                        Ciphertext = sealedContent.Ciphertext, ContentEncoding = sealedContent.ContentEncoding,
-                    }]);
+                    fingerprint, fingerprint, content.Canonical.Length, sealedContent.KeyId, actor, DateTimeOffset.UtcNow).SealedAs(sealedContent)]);
             }
 
             await session.SaveChangesAsync();

@@ -220,7 +220,7 @@ public sealed class when_reading_log_pages(PamStoreHost store)
         var forged = RecordingCipher.Seal(sealing, new BatchPlace(_org.Id, session, 0, 0), PackedContent.Pack(Encoding.UTF8.GetBytes(Lines(0, 2).Replace("T10:00:00", "T11:00:00"))));
         var stored = await Stored(session, 0);
         var row = new EncryptedRecordingSerializer().Serialize(typeof(PamEventStore.Sessions.BatchUploaded),
-            stored with { KeyId = forged.KeyId, Ciphertext = forged.Ciphertext, ContentEncoding = forged.ContentEncoding });
+            stored.SealedAs(forged));
         await StoredEvents.ExecuteAsync(store,
             $"update pam.mt_events set bdata = @row where {StoredEvents.BatchRow}",
             [.. StoredEvents.BatchRowParameters(_org, session, 0), ("row", (object)row)]);
