@@ -73,6 +73,11 @@ public sealed class PostgresCluster : IAsyncDisposable
             log($"BinDirectory {options.BinDirectory} is not usable ({string.Join("; ", rejected)}); using {bin}");
 
         var paths = new ClusterPaths(Path.GetFullPath(options.Directory));
+        // pg_ctl starts the server through /bin/sh with the data directory and log file in double quotes.
+        if (!OperatingSystem.IsWindows() && (paths.Root.IndexOfAny(['"', '$', '`', '\\']) >= 0 || paths.Root.Any(char.IsControl)))
+            throw new ArgumentException(
+                $"The cluster directory {paths.Root} holds a character pg_ctl cannot pass to the shell that starts the server"
+                + " (a double quote, $, a backtick, a backslash or a control character). Choose a directory without one.", nameof(options));
         await PrepareDirectoryAsync(paths.Root, log, ct);
 
         var startedByUs = false;
@@ -252,10 +257,41 @@ public sealed class PostgresCluster : IAsyncDisposable
         // After a reboot or container restart the recorded PID can belong to an unrelated process,
         // which makes both pg_ctl status and postgres itself believe the old server is alive.
         var pid = ReadPidFileLine(paths, 0);
-        if (pid is null || IsPostgresProcess(pid.Value)) return true;
-        log($"{paths.PostmasterPid} names PID {pid}, which is not a postgres process; removing the stale file");
+        if (pid is null) return true;
+        if (!IsPostgresProcess(pid.Value))
+        {
+            log($"{paths.PostmasterPid} names PID {pid}, which is not a postgres process; removing the stale file");
+        }
+        else if (OtherClusterOf(pid.Value, paths) is { } otherData)
+        {
+            log($"{paths.PostmasterPid} names PID {pid}, the postmaster of another cluster ({otherData}); removing the stale file");
+        }
+        else return true;
+
         File.Delete(paths.PostmasterPid);
         return false;
+    }
+
+    /// <summary>
+    /// The data directory of the cluster whose postmaster <paramref name="pid"/> is, when that is provably
+    /// not this one; null when it is this one or cannot be told (then it is taken as this one: removing the
+    /// lock file of a live server would let a second postmaster start on its data). A postmaster runs in
+    /// its data directory and its lock file's first three lines (PID, data directory, start time) never
+    /// change while it lives, so the lock file reached through its working directory is compared with ours.
+    /// </summary>
+    private static string? OtherClusterOf(int pid, ClusterPaths paths)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        try
+        {
+            var theirs = File.ReadLines($"/proc/{pid}/cwd/postmaster.pid").Take(3).ToArray();
+            var ours = File.ReadLines(paths.PostmasterPid).Take(3).ToArray();
+            return theirs.Length == 3 && ours.Length == 3 && !theirs.SequenceEqual(ours) ? theirs[1] : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
     }
 
     private static bool IsPostgresProcess(int pid)

@@ -180,6 +180,28 @@ public class PersistentClusterTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task a_pid_file_naming_the_postmaster_of_another_cluster_does_not_block_a_start()
+    {
+        using var scratch = new ScratchDirectory();
+        var options = new PostgresClusterOptions { Directory = scratch.Path, Durable = false, Log = output.WriteLine };
+        await using (await PostgresCluster.StartAsync(options)) { }
+        await using var other = await PostgresCluster.StartAsync(Throwaway(output));
+        var otherPid = File.ReadLines(Path.Combine(other.Directory, "data", "postmaster.pid")).First();
+
+        // After a reboot the PID recorded in a kept cluster's lock file can be another cluster's postmaster:
+        // a live postgres process, so only its own data directory tells them apart.
+        await File.WriteAllTextAsync(scratch.PostmasterPid, $"{otherPid}\n{Path.Combine(scratch.Path, "data")}\n1700000000\n1\n\n\n\n");
+
+        await using var cluster = await PostgresCluster.StartAsync(options);
+
+        cluster.StartedByUs.ShouldBeTrue();
+        cluster.Port.ShouldNotBe(other.Port);
+        File.ReadLines(scratch.PostmasterPid).First().ShouldNotBe(otherPid);
+        (await ScalarAsync<string>(cluster.ConnectionString, "SHOW data_directory")).ShouldBe(Path.Combine(scratch.Path, "data"));
+        (await ScalarAsync<int>(other.ConnectionString, "SELECT 1")).ShouldBe(1);
+    }
+
+    [Fact]
     public async Task a_pid_file_naming_an_unrelated_live_process_does_not_block_a_start()
     {
         using var scratch = new ScratchDirectory();

@@ -32,6 +32,24 @@ public class StartFailureTests(ITestOutputHelper output)
         }
     }
 
+    [Theory]
+    [InlineData("price$HOME")]
+    [InlineData("a`id`b")]
+    [InlineData("say\"hi\"")]
+    [InlineData("back\\slash")]
+    [InlineData("new\nline")]
+    public async Task a_directory_pg_ctl_cannot_pass_to_its_shell_is_refused_before_anything_is_created(string name)
+    {
+        var directory = Path.Combine(Path.GetTempPath(), $"pamstore-lp-test-{Guid.NewGuid():N}", name);
+
+        var error = await Should.ThrowAsync<ArgumentException>(() =>
+            PostgresCluster.StartAsync(new PostgresClusterOptions { Directory = directory, Durable = false, Log = output.WriteLine }));
+        output.WriteLine(error.Message);
+
+        error.Message.ShouldContain("pg_ctl cannot pass to the shell");
+        Directory.Exists(Path.GetDirectoryName(directory)).ShouldBeFalse();
+    }
+
     [Fact]
     public async Task a_data_directory_from_another_major_version_is_refused_with_an_explanation()
     {
