@@ -75,9 +75,9 @@ public sealed class PostgresCluster : IAsyncDisposable
         var paths = new ClusterPaths(Path.GetFullPath(options.Directory));
         // pg_ctl starts the server through /bin/sh with the data directory and log file in double quotes.
         if (!OperatingSystem.IsWindows() && (paths.Root.IndexOfAny(['"', '$', '`', '\\']) >= 0 || paths.Root.Any(char.IsControl)))
-            throw new ArgumentException(
+            throw new PostgresDirectoryUnusableException(
                 $"The cluster directory {paths.Root} holds a character pg_ctl cannot pass to the shell that starts the server"
-                + " (a double quote, $, a backtick, a backslash or a control character). Choose a directory without one.", nameof(options));
+                + " (a double quote, $, a backtick, a backslash or a control character). Choose a directory without one.");
         await PrepareDirectoryAsync(paths.Root, log, ct);
 
         var startedByUs = false;
@@ -232,7 +232,7 @@ public sealed class PostgresCluster : IAsyncDisposable
         }
 
         if (created) TryDelete(root, log);
-        throw new PostgresDirectoryUnreachableException(
+        throw new PostgresDirectoryUnusableException(
             $"PostgreSQL refuses to run as root, so it runs as the OS user 'postgres', and that user cannot use {root}"
             + (reach.StdErr.Length > 0 ? $" ({reach.StdErr})" : "")
             + ", most likely because a parent directory is not traversable by others (e.g. /root is 0700)."

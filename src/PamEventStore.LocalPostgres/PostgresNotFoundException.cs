@@ -19,7 +19,8 @@ public sealed class PostgresNotFoundException : Exception
 }
 
 /// <summary>
-/// Running as root, the server runs as the OS user <c>postgres</c>, which cannot reach or write the
-/// requested directory (typically one under <c>/root</c>, which is 0700).
+/// The server cannot be run from the requested directory: running as root, the server runs as the OS
+/// user <c>postgres</c>, which cannot reach or write it (typically one under <c>/root</c>, which is 0700);
+/// or its path holds a character pg_ctl cannot pass to the shell that starts the server.
 /// </summary>
-public sealed class PostgresDirectoryUnreachableException(string message) : InvalidOperationException(message);
+public sealed class PostgresDirectoryUnusableException(string message) : InvalidOperationException(message);

@@ -2,6 +2,7 @@ using JasperFx;
 using JasperFx.CodeGeneration;
 using Marten;
 using Microsoft.Extensions.Options;
+using PamEventStore;
 using PamEventStore.Crypto;
 using PamEventStore.Gateway;
 using PamEventStore.Http;
@@ -13,117 +14,125 @@ using Wolverine;
 using Wolverine.Http;
 using Wolverine.Marten;
 
-var builder = WebApplication.CreateBuilder(args);
-
-// Generating code or a token never connects: Marten gets a connection string it will not use
-// instead of a local PostgreSQL being started for nothing.
-if (args is ["token" or "codegen" or "help" or "?", ..] && string.IsNullOrEmpty(builder.Configuration.GetConnectionString("Marten")))
+try
 {
-    builder.Configuration["ConnectionStrings:Marten"] = "Host=unused.invalid;Database=unused";
-}
+    var builder = WebApplication.CreateBuilder(args);
 
-var dataDirectory = LocalDataDirectory.FromConfiguration(builder.Configuration);
-
-builder.Services.AddSingleton(dataDirectory);
-builder.Services.AddSingleton(TimeProvider.System);
-builder.Services.AddSingleton<DatabaseConnection>();
-builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.Section)
-    .Validate(o => o.MaxBytes > 0 && o.AtOnce > 0, "LogPages:MaxBytes and LogPages:AtOnce must be positive.")
-    .Validate(o => o.Wait >= TimeSpan.Zero && o.Wait <= TimeSpan.FromMinutes(1), "LogPages:Wait must be between 0 and a minute.")
-    .Validate(o => o.MinBytesPerSecond > 0 && o.Grace > TimeSpan.FromSeconds(1), "LogPages:MinBytesPerSecond must be positive and LogPages:Grace over a second.")
-    .ValidateOnStart();
-builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
-    .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
-    .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
-    .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
-    .Validate(o => o.LegacyLogsWaiting >= 0 && o.LegacyLogsMinBytesPerSecond > 0 && o.LegacyLogsGrace > TimeSpan.FromSeconds(1), "Uploads:LegacyLogsWaiting must not be negative, Uploads:LegacyLogsMinBytesPerSecond must be positive and Uploads:LegacyLogsGrace over a second.")
-    .ValidateOnStart();
-
-// Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.
-builder.WebHost.ConfigureKestrel((context, kestrel) =>
-{
-    var uploads = context.Configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
-    kestrel.Limits.MaxRequestBodySize = Math.Max(uploads.MaxBatchBytes, uploads.MaxLegacyLogsBytes) + 1024 * 1024;
-});
-
-builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configuration, builder.Environment, dataDirectory));
-builder.Services.AddHostedService<MasterKeysAtStartup>();
-builder.Services.AddSingleton<OrgDataKeys>();
-builder.Services.AddSingleton<RecordingCipher>();
-builder.Services.AddSingleton<StoredBatchMemory>();
-builder.Services.AddSingleton<SessionBindings>();
-builder.Services.AddSingleton<UploadCommits>();
-builder.Services.AddSingleton<UploadAdmission>();
-builder.Services.AddSingleton<PageTurns>();
-builder.Services.AddSingleton<SessionSignals>();
-builder.Services.AddSingleton<LiveTailTurns>();
-builder.Services.AddOptions<LiveTailOptions>().BindConfiguration(LiveTailOptions.Section)
-    .Validate(o => o.AtOnce > 0 && o.Poll > TimeSpan.Zero && o.KeepAlive > TimeSpan.Zero, "LiveTail:AtOnce, LiveTail:Poll and LiveTail:KeepAlive must be positive.")
-    .ValidateOnStart();
-
-builder.AddPamSecurity(dataDirectory);
-builder.Services.AddPamErrorResponses();
-
-// Wolverine logs a create body it cannot read at Error, with a stack trace, under the body's type name;
-// the caller is answered 400 invalid-request. A client's mistake is not an error of the node.
-builder.Logging.AddFilter(typeof(PamEventStore.Platform.CreateSession).FullName, level => level < LogLevel.Error);
-
-builder.Services
-    .AddMarten(sp =>
+    // Generating code or a token never connects: Marten gets a connection string it will not use
+    // instead of a local PostgreSQL being started for nothing.
+    if (args is ["token" or "codegen" or "help" or "?", ..] && string.IsNullOrEmpty(builder.Configuration.GetConnectionString("Marten")))
     {
-        var options = new StoreOptions();
-        options.ConfigurePamStore(sp.GetRequiredService<DatabaseConnection>().ConnectionString);
-        return options;
-    })
-    .UseLightweightSessions()
-    .ApplyAllDatabaseChangesOnStartup()
-    .IntegrateWithWolverine();
+        builder.Configuration["ConnectionStrings:Marten"] = "Host=unused.invalid;Database=unused";
+    }
 
-builder.Host.UseWolverine(opts =>
-{
-    opts.ApplicationAssembly = typeof(Program).Assembly;
+    var dataDirectory = LocalDataDirectory.FromConfiguration(builder.Configuration);
 
-    // ASP.NET's authorization and exception handlers look like message handlers to Wolverine's
-    // naming conventions; message handlers, when there are some, are registered explicitly.
-    opts.Discovery.DisableConventionalDiscovery();
+    builder.Services.AddSingleton(dataDirectory);
+    builder.Services.AddSingleton(TimeProvider.System);
+    builder.Services.AddSingleton<DatabaseConnection>();
+    builder.Services.AddOptions<LogPageOptions>().BindConfiguration(LogPageOptions.Section)
+        .Validate(o => o.MaxBytes > 0 && o.AtOnce > 0, "LogPages:MaxBytes and LogPages:AtOnce must be positive.")
+        .Validate(o => o.Wait >= TimeSpan.Zero && o.Wait <= TimeSpan.FromMinutes(1), "LogPages:Wait must be between 0 and a minute.")
+        .Validate(o => o.MinBytesPerSecond > 0 && o.Grace > TimeSpan.FromSeconds(1), "LogPages:MinBytesPerSecond must be positive and LogPages:Grace over a second.")
+        .ValidateOnStart();
+    builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
+        .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
+        .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
+        .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
+        .Validate(o => o.LegacyLogsWaiting >= 0 && o.LegacyLogsMinBytesPerSecond > 0 && o.LegacyLogsGrace > TimeSpan.FromSeconds(1), "Uploads:LegacyLogsWaiting must not be negative, Uploads:LegacyLogsMinBytesPerSecond must be positive and Uploads:LegacyLogsGrace over a second.")
+        .ValidateOnStart();
 
-    // Handlers are generated ahead of time into Internal/Generated (`dotnet run -- codegen write`):
-    // no Roslyn in the process, fast start, and a test fails when the committed code is stale.
-    opts.CodeGeneration.TypeLoadMode = TypeLoadMode.Static;
-    opts.CodeGeneration.GeneratedCodeOutputPath = builder.Configuration["Codegen:OutputPath"]
-                                                  ?? Path.Combine(builder.Environment.ContentRootPath, "Internal", "Generated");
-});
-builder.Services.AddWolverineHttp();
+    // Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.
+    builder.WebHost.ConfigureKestrel((context, kestrel) =>
+    {
+        var uploads = context.Configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
+        kestrel.Limits.MaxRequestBodySize = Math.Max(uploads.MaxBatchBytes, uploads.MaxLegacyLogsBytes) + 1024 * 1024;
+    });
 
-// Disposed whatever the command line does: an invalid argument after the local PostgreSQL has started
-// must stop it too.
-await using var app = builder.Build();
+    builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configuration, builder.Environment, dataDirectory));
+    builder.Services.AddHostedService<MasterKeysAtStartup>();
+    builder.Services.AddSingleton<OrgDataKeys>();
+    builder.Services.AddSingleton<RecordingCipher>();
+    builder.Services.AddSingleton<StoredBatchMemory>();
+    builder.Services.AddSingleton<SessionBindings>();
+    builder.Services.AddSingleton<UploadCommits>();
+    builder.Services.AddSingleton<UploadAdmission>();
+    builder.Services.AddSingleton<PageTurns>();
+    builder.Services.AddSingleton<SessionSignals>();
+    builder.Services.AddSingleton<LiveTailTurns>();
+    builder.Services.AddOptions<LiveTailOptions>().BindConfiguration(LiveTailOptions.Section)
+        .Validate(o => o.AtOnce > 0 && o.Poll > TimeSpan.Zero && o.KeepAlive > TimeSpan.Zero, "LiveTail:AtOnce, LiveTail:Poll and LiveTail:KeepAlive must be positive.")
+        .ValidateOnStart();
 
-app.UsePamErrorResponses();
-app.UseAuthentication();
-app.UseAuthorization();
+    builder.AddPamSecurity(dataDirectory);
+    builder.Services.AddPamErrorResponses();
 
-app.MapHealth();
-app.MapWolverineEndpoints(opts =>
-{
-    opts.RequireAuthorizeOnAll();
+    // Wolverine logs a create body it cannot read at Error, with a stack trace, under the body's type name;
+    // the caller is answered 400 invalid-request. A client's mistake is not an error of the node.
+    builder.Logging.AddFilter(typeof(PamEventStore.Platform.CreateSession).FullName, level => level < LogLevel.Error);
 
-    // The tenant is the org in the caller's token, for every Marten session an endpoint gets.
-    opts.TenantId.IsClaimTypeNamed(PamClaims.OrgId);
-    opts.TenantId.AssertExists();
-    opts.AddParameterHandlingStrategy(new CallerParameter());
-});
+    builder.Services
+        .AddMarten(sp =>
+        {
+            var options = new StoreOptions();
+            options.ConfigurePamStore(sp.GetRequiredService<DatabaseConnection>().ConnectionString);
+            return options;
+        })
+        .UseLightweightSessions()
+        .ApplyAllDatabaseChangesOnStartup()
+        .IntegrateWithWolverine();
 
-// Settings given on the command line (`--Uploads:MaxBatchBytes=1000`, `--urls ...`) were read into the
-// configuration by the builder; JasperFx would take a first one for an unknown flag of its `run` command
-// and refuse to start. With nothing but settings, the service simply runs; anything else is a command.
-if (OnlySettings(args))
-{
-    await app.RunAsync();
-    return 0;
+    builder.Host.UseWolverine(opts =>
+    {
+        opts.ApplicationAssembly = typeof(Program).Assembly;
+
+        // ASP.NET's authorization and exception handlers look like message handlers to Wolverine's
+        // naming conventions; message handlers, when there are some, are registered explicitly.
+        opts.Discovery.DisableConventionalDiscovery();
+
+        // Handlers are generated ahead of time into Internal/Generated (`dotnet run -- codegen write`):
+        // no Roslyn in the process, fast start, and a test fails when the committed code is stale.
+        opts.CodeGeneration.TypeLoadMode = TypeLoadMode.Static;
+        opts.CodeGeneration.GeneratedCodeOutputPath = builder.Configuration["Codegen:OutputPath"]
+                                                      ?? Path.Combine(builder.Environment.ContentRootPath, "Internal", "Generated");
+    });
+    builder.Services.AddWolverineHttp();
+
+    // Disposed whatever the command line does: an invalid argument after the local PostgreSQL has started
+    // must stop it too.
+    await using var app = builder.Build();
+
+    app.UsePamErrorResponses();
+    app.UseAuthentication();
+    app.UseAuthorization();
+
+    app.MapHealth();
+    app.MapWolverineEndpoints(opts =>
+    {
+        opts.RequireAuthorizeOnAll();
+
+        // The tenant is the org in the caller's token, for every Marten session an endpoint gets.
+        opts.TenantId.IsClaimTypeNamed(PamClaims.OrgId);
+        opts.TenantId.AssertExists();
+        opts.AddParameterHandlingStrategy(new CallerParameter());
+    });
+
+    // Settings given on the command line (`--Uploads:MaxBatchBytes=1000`, `--urls ...`) were read into the
+    // configuration by the builder; JasperFx would take a first one for an unknown flag of its `run` command
+    // and refuse to start. With nothing but settings, the service simply runs; anything else is a command.
+    if (OnlySettings(args))
+    {
+        await app.RunAsync();
+        return 0;
+    }
+
+    return await app.RunJasperFxCommands(args);
 }
-
-return await app.RunJasperFxCommands(args);
+catch (Exception e) when (StartRefusedException.Reason(e) is { } reason)
+{
+    Console.Error.WriteLine($"PamEventStore does not start: {reason}");
+    return 1;
+}
 
 // `key=value` (bare, or after `--` or `/`), as ASP.NET's command line takes any setting; `--key value`
 // only for a section's key (`--Uploads:MaxBatchBytes 1000`) or the host's `--urls`, `--environment`,

@@ -42,7 +42,7 @@ public class StartFailureTests(ITestOutputHelper output)
     {
         var directory = Path.Combine(Path.GetTempPath(), $"pamstore-lp-test-{Guid.NewGuid():N}", name);
 
-        var error = await Should.ThrowAsync<ArgumentException>(() =>
+        var error = await Should.ThrowAsync<PostgresDirectoryUnusableException>(() =>
             PostgresCluster.StartAsync(new PostgresClusterOptions { Directory = directory, Durable = false, Log = output.WriteLine }));
         output.WriteLine(error.Message);
 

@@ -17,15 +17,15 @@ public sealed class MasterKeys
 
     public MasterKeys(IReadOnlyDictionary<string, byte[]> keys, string activeKeyId)
     {
-        if (keys.Count == 0) throw new InvalidOperationException("No master key is configured.");
+        if (keys.Count == 0) throw new StartRefusedException("No master key is configured.");
         foreach (var (id, key) in keys)
         {
             if (key.Length != AesGcmEnvelope.KeySize)
-                throw new InvalidOperationException($"Master key '{id}' must be {AesGcmEnvelope.KeySize} bytes (base64 of 32 random bytes), not {key.Length}.");
+                throw new StartRefusedException($"Master key '{id}' must be {AesGcmEnvelope.KeySize} bytes (base64 of 32 random bytes), not {key.Length}.");
         }
 
         if (!keys.ContainsKey(activeKeyId))
-            throw new InvalidOperationException($"Encryption:ActiveMasterKeyId '{activeKeyId}' names no configured master key.");
+            throw new StartRefusedException($"Encryption:ActiveMasterKeyId '{activeKeyId}' names no configured master key.");
 
         _keys = keys;
         ActiveKeyId = activeKeyId;
@@ -54,20 +54,20 @@ public sealed class MasterKeys
             }
             catch (FormatException)
             {
-                throw new InvalidOperationException($"Encryption:MasterKeys:{child.Key} is not valid base64.");
+                throw new StartRefusedException($"Encryption:MasterKeys:{child.Key} is not valid base64.");
             }
         }
 
         if (keys.Count > 0)
         {
             var active = configuration["Encryption:ActiveMasterKeyId"] ?? (keys.Count == 1 ? keys.Keys.Single() : null)
-                         ?? throw new InvalidOperationException("Several master keys are configured: set Encryption:ActiveMasterKeyId to the one new data keys are wrapped with.");
+                         ?? throw new StartRefusedException("Several master keys are configured: set Encryption:ActiveMasterKeyId to the one new data keys are wrapped with.");
             return new MasterKeys(keys, active);
         }
 
         if (environment.IsProduction())
         {
-            throw new InvalidOperationException(
+            throw new StartRefusedException(
                 "No master key is configured. Production never generates one: set Encryption:MasterKeys:<id> to the base64 of 32 random bytes " +
                 "(for example `openssl rand -base64 32`), e.g. the environment variable Encryption__MasterKeys__mk1.");
         }
@@ -85,7 +85,7 @@ public sealed class MasterKeys
             return JsonSerializer.Serialize(new KeyFile(id, new() { [id] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(AesGcmEnvelope.KeySize)) }));
         });
         var stored = JsonSerializer.Deserialize<KeyFile>(json)
-                     ?? throw new InvalidOperationException($"{dataDirectory.PathOf("master-keys.json")} is empty.");
+                     ?? throw new StartRefusedException($"{dataDirectory.PathOf("master-keys.json")} is empty.");
         return new MasterKeys(stored.Keys.ToDictionary(k => k.Key, k => Convert.FromBase64String(k.Value)), stored.Active);
     }
 }

@@ -41,7 +41,7 @@ public static class TokenSigning
         // would let anyone who holds it mint tokens the issuer never signed.
         if (!string.IsNullOrWhiteSpace(options.SigningKey) && !string.IsNullOrWhiteSpace(options.Authority))
         {
-            throw new InvalidOperationException(
+            throw new StartRefusedException(
                 "Auth:SigningKey and Auth:Authority are both set. Tokens are checked against one of them: " +
                 "keep Auth:Authority (the OIDC issuer) and remove Auth:SigningKey, or the other way round.");
         }
@@ -51,7 +51,7 @@ public static class TokenSigning
 
         if (environment.IsProduction())
         {
-            throw new InvalidOperationException(
+            throw new StartRefusedException(
                 "No token validation is configured. Production needs Auth:Authority (an OIDC issuer) or Auth:SigningKey " +
                 "(base64 of at least 32 random bytes, e.g. `openssl rand -base64 32`).");
         }
@@ -74,7 +74,7 @@ public static class TokenSigning
         }
 
         if (key.Length < MinimumKeyBytes)
-            throw new InvalidOperationException($"{source} must hold at least {MinimumKeyBytes} bytes of key material; it has {key.Length}.");
+            throw new StartRefusedException($"{source} must hold at least {MinimumKeyBytes} bytes of key material; it has {key.Length}.");
 
         return new SymmetricSecurityKey(key) { KeyId = Convert.ToHexString(SHA256.HashData(key))[..16] };
     }

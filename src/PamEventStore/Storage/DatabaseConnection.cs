@@ -38,7 +38,7 @@ public sealed class DatabaseConnection(
     {
         if (environment.IsProduction())
         {
-            throw new InvalidOperationException(
+            throw new StartRefusedException(
                 "ConnectionStrings:Marten is not configured. Production never starts a local PostgreSQL: " +
                 "set it (environment variable ConnectionStrings__Marten).");
         }
@@ -56,12 +56,13 @@ public sealed class DatabaseConnection(
         {
             _cluster = PostgresCluster.StartAsync(options).GetAwaiter().GetResult();
         }
-        catch (PostgresDirectoryUnreachableException)
+        catch (PostgresDirectoryUnusableException e)
         {
-            // A checkout under /root, run as root: the 'postgres' user cannot enter it. Keep the
-            // cluster where it can, at a path derived from the checkout so the next run finds it again.
+            // A checkout under /root, run as root: the 'postgres' user cannot enter it; or one whose path
+            // pg_ctl cannot pass to its shell. Keep the cluster where it can run, at a path derived from
+            // the checkout so the next run finds it again.
             var fallback = Path.Combine("/var/tmp", $"pamstore-postgres-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(options.Directory)))[..12]}");
-            logger.LogWarning("The postgres user cannot reach {Directory}; keeping the local cluster in {Fallback} instead", options.Directory, fallback);
+            logger.LogWarning("{Reason} Keeping the local cluster in {Fallback} instead", e.Message, fallback);
             _cluster = PostgresCluster.StartAsync(options with { Directory = fallback }).GetAwaiter().GetResult();
         }
 

@@ -36,10 +36,42 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
         File.Exists(PostmasterPid).ShouldBeFalse(service.Output);
     }
 
+    [Fact]
+    public async Task a_directory_pg_ctl_cannot_pass_to_its_shell_moves_the_database_where_it_can_run()
+    {
+        var settings = new Dictionary<string, string>(Settings) { ["LocalData:Directory"] = Path.Combine(_data, "price$HOME") };
+        await using var service = await ServiceProcess.StartAsync(settings);
+        var fallback = _fallback = System.Text.RegularExpressions.Regex.Match(service.Output, "/var/tmp/pamstore-postgres-[0-9a-f]{12}").Value;
+        fallback.ShouldNotBeEmpty(service.Output);
+        service.Output.ShouldContain("pg_ctl cannot pass to the shell");
+        File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeTrue(service.Output);
+        (await service.Client.GetAsync("/health")).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
+
+        using var process = Process.GetProcessById(service.ProcessId);
+        using (var terminate = Process.Start("kill", ["-TERM", service.ProcessId.ToString()])) await terminate.WaitForExitAsync();
+        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(patience.Token);
+        File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeFalse(service.Output);
+    }
+
+    private string? _fallback;
+
     public void Dispose()
     {
-        // Should a test fail with the server running, it must not outlive the test run.
-        if (File.Exists(PostmasterPid) && int.TryParse(File.ReadLines(PostmasterPid).FirstOrDefault(), out var pid))
+        if (_fallback is { Length: > 0 })
+        {
+            StopServer(Path.Combine(_fallback, "data", "postmaster.pid"));
+            if (Directory.Exists(_fallback)) Directory.Delete(_fallback, recursive: true);
+        }
+
+        StopServer(PostmasterPid);
+        if (Directory.Exists(_data)) Directory.Delete(_data, recursive: true);
+    }
+
+    // Should a test fail with the server running, it must not outlive the test run.
+    private static void StopServer(string postmasterPid)
+    {
+        if (File.Exists(postmasterPid) && int.TryParse(File.ReadLines(postmasterPid).FirstOrDefault(), out var pid))
         {
             try
             {
@@ -51,7 +83,5 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
             {
             }
         }
-
-        if (Directory.Exists(_data)) Directory.Delete(_data, recursive: true);
     }
 }

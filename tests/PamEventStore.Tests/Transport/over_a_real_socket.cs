@@ -497,8 +497,10 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
 
-        exitCode.ShouldNotBe(0);
-        output.ShouldContain("No master key is configured");
+        exitCode.ShouldBe(1, output);
+        output.ShouldContain("PamEventStore does not start: No master key is configured");
+        output.ShouldNotContain("Unhandled exception");
+        output.ShouldNotContain(" at PamEventStore.");
     }
 
     [Fact]
@@ -509,8 +511,32 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
 
-        exitCode.ShouldNotBe(0);
+        exitCode.ShouldBe(1, output);
+        output.ShouldContain("PamEventStore does not start: No token validation is configured");
         output.ShouldContain("Auth:Authority");
+        output.ShouldNotContain("Unhandled exception");
+        output.ShouldNotContain(" at PamEventStore.");
+    }
+
+    [Fact]
+    public async Task production_without_a_database_refuses_to_start_and_a_setting_out_of_range_stops_a_node_in_one_line()
+    {
+        var production = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        production.Remove("ConnectionStrings:Marten");
+        var outOfRange = new Dictionary<string, string>(Settings) { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0", ["Uploads:MaxBatchBytes"] = "0" };
+
+        var (noDatabase, noDatabaseOutput) = await ServiceProcess.RunCommandAsync(production);
+        var (badSetting, badSettingOutput) = await ServiceProcess.RunCommandAsync(outOfRange);
+
+        noDatabase.ShouldBe(1, noDatabaseOutput);
+        noDatabaseOutput.ShouldContain("PamEventStore does not start: ConnectionStrings:Marten is not configured");
+        badSetting.ShouldBe(1, badSettingOutput);
+        badSettingOutput.ShouldContain("PamEventStore does not start: Uploads limits must be positive.");
+        foreach (var output in new[] { noDatabaseOutput, badSettingOutput })
+        {
+            output.ShouldNotContain("Unhandled exception");
+            output.ShouldNotContain(" at ");
+        }
     }
 
     /// <summary>Content without a length, so HttpClient sends Transfer-Encoding: chunked.</summary>
