@@ -27,6 +27,9 @@ public static class EndSessionEndpoint
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
         if (reason is not null && PlainText.HasControlCharacter(reason)) return Problems.InvalidRequest("reason holds a control character (a NUL, a line break, an escape...).").ToResult();
 
+        // No session is ever created with the empty id, and Marten refuses to fetch it for writing.
+        if (sessionId == Guid.Empty) return Problems.SessionNotFound(sessionId).ToResult();
+
         var sealing = await cipher.SealingAsync(caller.OrgId, ct);
         var stream = await db.Events.FetchForExclusiveWriting<PamSession>(sessionId, ct);
         if (stream.Aggregate is not { } session || !caller.CanSeeProject(session.ProjectId)) return Problems.SessionNotFound(sessionId).ToResult();

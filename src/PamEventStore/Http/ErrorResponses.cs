@@ -20,14 +20,26 @@ public static class ErrorResponses
     {
         services.AddProblemDetails(options => options.CustomizeProblemDetails = context =>
         {
-            // Wolverine answers a JSON body it could not read (malformed, or past Kestrel's size limit)
-            // with a generic httpstatuses.com type: give it ours.
+            // Wolverine answers a JSON body it could not read (malformed, past Kestrel's size limit, too
+            // slow, or framed so that Kestrel's reader throws) with a generic httpstatuses.com type: give it ours.
             var problem = context.ProblemDetails;
             if (problem.Type?.StartsWith("https://httpstatuses.com/", StringComparison.Ordinal) != true) return;
             switch (problem.Status)
             {
                 case StatusCodes.Status400BadRequest:
                     problem.Type = Problems.TypePrefix + "invalid-request";
+                    break;
+                case StatusCodes.Status408RequestTimeout:
+                    problem.Type = Problems.TypePrefix + "request-timeout";
+                    break;
+                // Kestrel's reader threw an IOException (a chunk size past 2 GiB): the request's framing, not the node.
+                case StatusCodes.Status500InternalServerError when problem.Extensions.TryGetValue("exceptionType", out var thrown)
+                                                                  && thrown?.ToString() == typeof(IOException).FullName
+                                                                  && !context.HttpContext.Response.HasStarted:
+                    context.HttpContext.Response.StatusCode = StatusCodes.Status400BadRequest;
+                    (problem.Status, problem.Type, problem.Title) = (StatusCodes.Status400BadRequest, Problems.TypePrefix + "invalid-request", "The request body could not be read");
+                    problem.Detail = "The request body could not be read: its framing is malformed.";
+                    problem.Extensions.Clear();
                     break;
                 case StatusCodes.Status413PayloadTooLarge:
                     var tooLarge = Problems.BodyOverServerLimit(ServerBodyLimit(context.HttpContext));
@@ -55,6 +67,8 @@ public static class ErrorResponses
                 404 when http.GetEndpoint() is not null => Problems.SessionNotFound(http.Request.RouteValues["sessionId"]?.ToString() ?? http.Request.Path),
                 404 => Problems.RouteNotFound(http.Request.Path),
                 405 => Problems.Create(405, "method-not-allowed", "Method not allowed", $"{http.Request.Method} is not served at {http.Request.Path}."),
+                // Wolverine's JSON endpoints (creating a session) read nothing but JSON.
+                415 => Problems.UnsupportedMediaType(http.Request.ContentType, "application/json"),
                 var status => Problems.Create(status, "http-" + status, "Request failed", $"The request failed with status {status}."),
             };
             await problem.ToResult().ExecuteAsync(http);

@@ -49,9 +49,8 @@ public static class Problems
         Create(400, "invalid-recording", "The recorded events are not valid", error.Message,
             new Dictionary<string, object?> { ["index"] = error.Index, ["field"] = error.Field });
 
-    public static ProblemDetails UnsupportedMediaType(string? contentType) =>
-        Create(415, "unsupported-media-type", "Unsupported content type",
-            $"Send application/octet-stream or application/json, not '{contentType}'.");
+    public static ProblemDetails UnsupportedMediaType(string? contentType, string accepted = "application/octet-stream or application/json") =>
+        Create(415, "unsupported-media-type", "Unsupported content type", $"Send {accepted}, not '{contentType}'.");
 
     /// <summary>A body that arrived slower than its endpoint requires: nothing of it was stored.</summary>
     public static ProblemDetails BodyTooSlow(string detail) =>

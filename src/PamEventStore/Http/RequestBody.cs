@@ -43,7 +43,20 @@ public static class RequestBody
     public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadAsync(HttpRequest request, int limit, CancellationToken ct)
     {
         if (RefuseUnread(request, limit) is { } refused) return (null, refused);
+        try
+        {
+            return await ReadWithinAsync(request, limit, ct);
+        }
+        // Kestrel refuses some malformed framing with a plain IOException (a chunk size past 2 GiB) where
+        // it refuses the rest with BadHttpRequestException, which keeps its status (ErrorResponses).
+        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        {
+            return (null, Problems.InvalidRequest($"The request body could not be read: {e.Message}"));
+        }
+    }
 
+    private static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadWithinAsync(HttpRequest request, int limit, CancellationToken ct)
+    {
         // A declared length is read straight into a body of that size (the server stops the body there).
         if (request.ContentLength is { } length)
         {

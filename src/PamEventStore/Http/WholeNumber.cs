@@ -12,7 +12,9 @@ public static class WholeNumber
     public static bool TryParse(StringValues values, out long value)
     {
         value = 0;
-        return values.Count == 1 && long.TryParse(values[0], NumberStyles.None, CultureInfo.InvariantCulture, out value);
+        // long.TryParse passes over trailing NULs even with NumberStyles.None.
+        return values is [{ Length: > 0 } text] && text.All(char.IsAsciiDigit)
+               && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value);
     }
 
     /// <returns>False when the query holds <paramref name="name"/> but not as one whole number; <paramref name="value"/> is null when it is absent.</returns>

@@ -24,6 +24,14 @@ public sealed class CachingTokenHandler : JsonWebTokenHandler, IDisposable
         }
 
         var result = await base.ValidateTokenAsync(token, validationParameters);
+
+        // RFC 7515 4.1.11: a token whose header names extensions as critical ("crit", such as RFC 7797's
+        // unencoded payloads) must be refused by a recipient that does not understand them: this one understands none.
+        if (result is { IsValid: true, SecurityToken: JsonWebToken jwt } && jwt.TryGetHeaderValue<object>("crit", out _))
+        {
+            return new TokenValidationResult { IsValid = false, Exception = new SecurityTokenException("The token's header names critical extensions ('crit'), which this service does not understand.") };
+        }
+
         if (result.IsValid)
         {
             var expires = new DateTimeOffset(DateTime.SpecifyKind(result.SecurityToken.ValidTo, DateTimeKind.Utc));

@@ -103,6 +103,15 @@ public static class SecuritySetup
             if (string.IsNullOrWhiteSpace(principal.FindFirstValue(claim))) return $"The token has no '{claim}' claim.";
         }
 
+        // Who the caller is must be one string each: of a list (["acme", "other"]) every check would take
+        // the first value while nothing says the issuer meant that one; a number is not an id either.
+        foreach (var claim in new[] { PamClaims.Subject, PamClaims.OrgId, PamClaims.ActorType, PamClaims.GatewayId })
+        {
+            var values = principal.FindAll(claim).ToList();
+            if (values.Count > 1 || values is [{ ValueType: not ClaimValueTypes.String }])
+                return $"The token's '{claim}' claim must be a single string.";
+        }
+
         // The org is the tenant: Wolverine trims the claim when it picks the tenant, while the caller's
         // checks, keys and caches use it as it is, so a padded org_id must not reach either.
         if (principal.FindFirstValue(PamClaims.OrgId)!.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))

@@ -25,6 +25,13 @@ public sealed class when_ending_sessions(PamStoreHost store)
     }
 
     [Fact]
+    public async Task ending_the_empty_session_id_is_not_found_by_the_gateway_or_the_platform()
+    {
+        (await _org.EndAsync(Guid.Empty)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        (await _org.EndAsync(Guid.Empty, _org.UserToken(PamScopes.Create))).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+    }
+
+    [Fact]
     public async Task ending_twice_changes_nothing()
     {
         var session = await _org.CreateSessionAsync();

@@ -41,6 +41,10 @@ public sealed class when_uploading_bad_input(PamStoreHost store)
     [InlineData("startOffset=100&endOffset=100")]
     [InlineData("startOffset=100&endOffset=50")]
     [InlineData("startOffset=100&endOffset=x")]
+    [InlineData("startOffset=2%00")]
+    [InlineData("startOffset=2&endOffset=100%00%00")]
+    [InlineData("startOffset=%002")]
+    [InlineData("startOffset=2%20")]
     public async Task a_missing_or_malformed_offset_is_refused(string query)
     {
         var (session, events) = await SessionWithOneBatch();

@@ -393,6 +393,17 @@ public sealed class when_creating_sessions(PamStoreHost store)
         (await Create(body)).Status.ShouldBe(HttpStatusCode.Created);
     }
 
+    [Theory]
+    [InlineData("text/plain")]
+    [InlineData("application/octet-stream")]
+    public async Task a_body_that_is_not_json_is_refused_as_the_uploads_refuse_one(string contentType)
+    {
+        var reply = await _org.SendAsync(HttpMethod.Post, Org.Sessions, _org.UserToken(), new StringContent(Body().ToJsonString(), Encoding.UTF8, contentType));
+
+        reply.ShouldBeProblem(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain("application/json");
+    }
+
     [Fact]
     public async Task the_empty_uuid_is_not_a_session_id()
     {

@@ -264,6 +264,62 @@ public sealed class when_authenticating_callers(PamStoreHost store)
         await ShouldBeUnauthorized(endpoint, unsigned + "." + Base64UrlEncoder.Encode(signature));
     }
 
+    public static TheoryData<string, string> IdentityClaims => new()
+    {
+        { "read-session", PamClaims.OrgId }, { "read-session", PamClaims.Subject }, { "read-session", PamClaims.ActorType },
+        { "upload", PamClaims.OrgId }, { "upload", PamClaims.GatewayId }, { "upload", PamClaims.ActorType },
+    };
+
+    [Theory]
+    [MemberData(nameof(IdentityClaims))]
+    public async Task an_identity_claim_given_as_a_list_is_unauthorized_even_when_its_first_value_is_right(string endpoint, string claim)
+    {
+        var claims = RawClaims(endpoint);
+        claims[claim] = new[] { (string)claims[claim], "other" };
+
+        var reply = await Call(endpoint, Mint(claims));
+
+        reply.ShouldBeProblem(HttpStatusCode.Unauthorized, "unauthorized");
+        // The token library itself refuses a 'sub' that is not a string, before the service looks at it.
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain(claim == PamClaims.Subject ? "The bearer token was refused" : $"'{claim}' claim must be a single string");
+        await NothingChanged();
+    }
+
+    [Fact]
+    public async Task an_org_id_given_as_a_number_is_unauthorized()
+    {
+        var claims = RawClaims("read-session");
+        claims[PamClaims.OrgId] = 5;
+
+        await ShouldBeUnauthorized("read-session", Mint(claims));
+    }
+
+    [Fact]
+    public async Task identity_claims_that_read_like_dates_or_numbers_are_still_strings_and_let_in()
+    {
+        var org = new Org(store, $"2026-12-04T10:00:00Z{Guid.NewGuid():N}"[..20]);
+        var claims = new Dictionary<string, object>
+        {
+            [PamClaims.Subject] = "12345", [PamClaims.OrgId] = "2026-12-04T10:00:00Z", [PamClaims.ActorType] = "user", [PamClaims.Scope] = PamScopes.Read,
+        };
+
+        var reply = await org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{Guid.NewGuid()}", Mint(claims));
+
+        reply.ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+    }
+
+    [Theory]
+    [InlineData("""{"alg":"HS256","typ":"JWT","crit":["exp"]}""")]
+    [InlineData("""{"alg":"HS256","typ":"JWT","b64":false,"crit":["b64"]}""")]
+    public async Task a_token_whose_header_names_critical_extensions_is_unauthorized(string header)
+    {
+        var claims = TimedClaims(RawClaims("read-session"));
+        var unsigned = Base64Url(header) + "." + Base64Url(System.Text.Json.JsonSerializer.Serialize(claims));
+        var signature = System.Security.Cryptography.HMACSHA256.HashData(Convert.FromBase64String(TestKeys.SigningKey), Encoding.ASCII.GetBytes(unsigned));
+
+        await ShouldBeUnauthorized("read-session", unsigned + "." + Base64UrlEncoder.Encode(signature));
+    }
+
     [Fact]
     public async Task a_sanity_check_of_the_hand_built_tokens_a_correctly_signed_one_is_let_in()
     {

@@ -408,6 +408,51 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         reply.Body.GetProperty("detail").GetString()!.ShouldContain(reply.Body.GetProperty("limit").GetInt64().ToString());
     }
 
+    [Theory]
+    [InlineData("create", "80000000")]
+    [InlineData("upload", "80000000")]
+    [InlineData("upload", "ffffffffffffffff")]
+    [InlineData("legacy-logs", "100000000")]
+    public async Task a_chunk_size_past_what_kestrel_counts_is_a_bad_request_not_a_crash(string endpoint, string chunkSize)
+    {
+        var session = await CreateSession();
+        var (path, token) = endpoint switch
+        {
+            "create" => (Org.Sessions, User),
+            "upload" => ($"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway),
+            _ => ($"{Org.Sessions}/{session}/logs", Gateway),
+        };
+
+        var answer = await RawExchangeAsync($"POST {path} HTTP/1.1\r\nHost: {_service.BaseAddress.Authority}\r\nAuthorization: Bearer {token}\r\n" +
+                                            $"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{chunkSize}\r\n[{{\"");
+
+        answer.ShouldStartWith("HTTP/1.1 400");
+        answer.ShouldContain("application/problem+json");
+        answer.ShouldContain("urn:pam-event-store:problem:invalid-request");
+        answer.ShouldNotContain("IOException");
+        (await Send(HttpMethod.Get, $"{Org.Sessions}/{session}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task a_create_body_that_stops_arriving_is_answered_request_timeout()
+    {
+        var answer = await RawExchangeAsync($"POST {Org.Sessions} HTTP/1.1\r\nHost: {_service.BaseAddress.Authority}\r\nAuthorization: Bearer {User}\r\n" +
+                                            "Content-Type: application/json\r\nContent-Length: 500\r\n\r\n{\"projectId\":");
+
+        answer.ShouldStartWith("HTTP/1.1 408");
+        answer.ShouldContain("urn:pam-event-store:problem:request-timeout");
+    }
+
+    /// <summary>Sends <paramref name="request"/> as it is on a connection of its own and reads the answer until the server closes it.</summary>
+    private async Task<string> RawExchangeAsync(string request)
+    {
+        using var socket = new System.Net.Sockets.TcpClient();
+        await socket.ConnectAsync(_service.BaseAddress.Host, _service.BaseAddress.Port);
+        var wire = socket.GetStream();
+        await wire.WriteAsync(Encoding.ASCII.GetBytes(request));
+        return await ReadUntilClosedAsync(wire, TimeSpan.FromSeconds(30));
+    }
+
     [Fact]
     public async Task an_unknown_route_and_a_missing_token_are_problems_too()
     {

@@ -128,6 +128,8 @@ public sealed class when_reading_log_pages(PamStoreHost store)
     [InlineData("limit=-5")]
     [InlineData("limit=ten")]
     [InlineData("offset=1&offset=2")]
+    [InlineData("offset=0%00")]
+    [InlineData("limit=5%00")]
     public async Task a_bad_offset_or_limit_is_refused(string query)
     {
         var session = await SessionWithBatches(1);
