@@ -76,6 +76,7 @@ try
         {
             var options = new StoreOptions();
             options.ConfigurePamStore(sp.GetRequiredService<DatabaseConnection>().ConnectionString);
+            options.Logger(new StoreLog(sp.GetRequiredService<ILogger<IDocumentStore>>()));
             return options;
         })
         .UseLightweightSessions()
