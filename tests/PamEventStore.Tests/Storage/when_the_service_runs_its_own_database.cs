@@ -31,8 +31,7 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
 
         using (var hangUp = Process.Start("kill", ["-HUP", service.ProcessId.ToString()])) await hangUp.WaitForExitAsync();
 
-        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(patience.Token);
+        await ShouldExitWithin(process, TimeSpan.FromSeconds(30), service);
         File.Exists(PostmasterPid).ShouldBeFalse(service.Output);
     }
 
@@ -49,12 +48,24 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
 
         using var process = Process.GetProcessById(service.ProcessId);
         using (var terminate = Process.Start("kill", ["-TERM", service.ProcessId.ToString()])) await terminate.WaitForExitAsync();
-        using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await process.WaitForExitAsync(patience.Token);
+        await ShouldExitWithin(process, TimeSpan.FromSeconds(30), service);
         File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeFalse(service.Output);
     }
 
     private string? _fallback;
+
+    private static async Task ShouldExitWithin(Process process, TimeSpan patience, ServiceProcess service)
+    {
+        using var timeout = new CancellationTokenSource(patience);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new ShouldAssertException($"The service did not stop within {patience.TotalSeconds:0} s:\n{service.Output}");
+        }
+    }
 
     public void Dispose()
     {
