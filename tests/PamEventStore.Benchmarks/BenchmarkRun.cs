@@ -80,7 +80,7 @@ public sealed class BenchmarkRun(BenchmarkSize size, bool durable, Action<string
         log($"host writeback: {KernelWriteback()}");
         if (WritesBackInBursts())
             log("  (the kernel's default: table pages reach the disk in bursts every 30 s, and WAL flushes wait behind them; " +
-                "the upload latency's tail shows it. A database host writes back steadily: see \"The database host\" in BENCHMARKS.md)");
+                "which lengthens the latency tails. A database host writes back steadily: see \"The database host\" in BENCHMARKS.md)");
 
         var signingKey = RandomNumberGenerator.GetBytes(32);
         var dataDirectory = Path.Combine(Path.GetTempPath(), $"pamstore-bench-data-{Guid.NewGuid():N}");
