@@ -284,9 +284,12 @@ public sealed class PostgresCluster : IAsyncDisposable
         if (!OperatingSystem.IsLinux()) return null;
         try
         {
-            var theirs = File.ReadLines($"/proc/{pid}/cwd/postmaster.pid").Take(3).ToArray();
             var ours = File.ReadLines(paths.PostmasterPid).Take(3).ToArray();
-            return theirs.Length == 3 && ours.Length == 3 && !theirs.SequenceEqual(ours) ? theirs[1] : null;
+            var theirs = File.ReadLines($"/proc/{pid}/cwd/postmaster.pid").Take(3).ToArray();
+            // Theirs must name that very postmaster: read while it lives, it is its own lock file, not one
+            // a server started since (on our data, had ours just stopped) wrote over it.
+            return theirs.Length == 3 && ours.Length == 3 && theirs[0].Trim() == pid.ToString(CultureInfo.InvariantCulture)
+                   && !theirs.SequenceEqual(ours) ? theirs[1] : null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

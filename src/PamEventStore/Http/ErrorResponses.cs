@@ -39,7 +39,7 @@ public static class ErrorResponses
                     context.HttpContext.Response.StatusCode = StatusCodes.Status400BadRequest;
                     (problem.Status, problem.Type, problem.Title) = (StatusCodes.Status400BadRequest, Problems.TypePrefix + "invalid-request", "The request body could not be read");
                     problem.Detail = "The request body could not be read: its framing is malformed.";
-                    problem.Extensions.Clear();
+                    foreach (var key in problem.Extensions.Keys.Where(k => k != "traceId").ToList()) problem.Extensions.Remove(key);
                     break;
                 case StatusCodes.Status413PayloadTooLarge:
                     var tooLarge = Problems.BodyOverServerLimit(ServerBodyLimit(context.HttpContext));

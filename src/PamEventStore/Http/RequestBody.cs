@@ -48,8 +48,9 @@ public static class RequestBody
             return await ReadWithinAsync(request, limit, ct);
         }
         // Kestrel refuses some malformed framing with a plain IOException (a chunk size past 2 GiB) where
-        // it refuses the rest with BadHttpRequestException, which keeps its status (ErrorResponses).
-        catch (IOException e) when (e is not BadHttpRequestException && !request.HttpContext.RequestAborted.IsCancellationRequested)
+        // it refuses the rest with BadHttpRequestException, which keeps its status (ErrorResponses); a
+        // client that went away is a subtype (ConnectionResetException), left to go as it did before.
+        catch (IOException e) when (e.GetType() == typeof(IOException) && !request.HttpContext.RequestAborted.IsCancellationRequested)
         {
             return (null, Problems.InvalidRequest($"The request body could not be read: {e.Message}"));
         }

@@ -104,11 +104,12 @@ public static class SecuritySetup
         }
 
         // Who the caller is must be one string each: of a list (["acme", "other"]) every check would take
-        // the first value while nothing says the issuer meant that one; a number is not an id either.
+        // the first value while nothing says the issuer meant that one; a number or null is not an id either.
+        // (The token library types a string written as a round-trip date as a date: still a string.)
         foreach (var claim in new[] { PamClaims.Subject, PamClaims.OrgId, PamClaims.ActorType, PamClaims.GatewayId })
         {
             var values = principal.FindAll(claim).ToList();
-            if (values.Count > 1 || values is [{ ValueType: not ClaimValueTypes.String }])
+            if (values.Count > 1 || values is [{ ValueType: not (ClaimValueTypes.String or ClaimValueTypes.DateTime) }])
                 return $"The token's '{claim}' claim must be a single string.";
         }
 

@@ -294,18 +294,29 @@ public sealed class when_authenticating_callers(PamStoreHost store)
         await ShouldBeUnauthorized("read-session", Mint(claims));
     }
 
-    [Fact]
-    public async Task identity_claims_that_read_like_dates_or_numbers_are_still_strings_and_let_in()
+    [Theory]
+    [InlineData("2026-12-04T10:00:00Z", "12345")]
+    [InlineData("2026-12-04T10:00:00.0000000Z", "2026-12-04T10:00:00.0000000Z")] // typed as a date by the token library
+    [InlineData("2026-12-04", "1")]
+    public async Task identity_claims_that_read_like_dates_or_numbers_are_still_strings_and_let_in(string orgId, string subject)
     {
-        var org = new Org(store, $"2026-12-04T10:00:00Z{Guid.NewGuid():N}"[..20]);
         var claims = new Dictionary<string, object>
         {
-            [PamClaims.Subject] = "12345", [PamClaims.OrgId] = "2026-12-04T10:00:00Z", [PamClaims.ActorType] = "user", [PamClaims.Scope] = PamScopes.Read,
+            [PamClaims.Subject] = subject, [PamClaims.OrgId] = orgId, [PamClaims.ActorType] = "user", [PamClaims.Scope] = PamScopes.Read,
         };
 
-        var reply = await org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{Guid.NewGuid()}", Mint(claims));
+        var reply = await new Org(store, orgId).SendAsync(HttpMethod.Get, $"{Org.Sessions}/{Guid.NewGuid()}", Mint(claims));
 
         reply.ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+    }
+
+    [Fact]
+    public async Task a_null_gateway_id_is_unauthorized()
+    {
+        var claims = RawClaims("read-session");
+        claims[PamClaims.GatewayId] = null!;
+
+        await ShouldBeUnauthorized("read-session", Mint(claims));
     }
 
     [Theory]

@@ -66,6 +66,15 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
         using (var terminate = Process.Start("kill", ["-TERM", service.ProcessId.ToString()])) await terminate.WaitForExitAsync();
         await ShouldExitWithin(process, TimeSpan.FromSeconds(30), service);
         File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeFalse(service.Output);
+
+        // Its name is one anyone can work out, in /var/tmp: once others may write to it, it is not used.
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(fallback, File.GetUnixFileMode(fallback) | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
+            var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
+            exitCode.ShouldBe(1, output);
+            output.ShouldContain($"Its fallback {fallback} exists and others may write to it");
+        }
     }
 
     private string? _fallback;

@@ -430,6 +430,7 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         answer.ShouldContain("application/problem+json");
         answer.ShouldContain("urn:pam-event-store:problem:invalid-request");
         answer.ShouldNotContain("IOException");
+        answer.ShouldContain("\"traceId\"");
         (await Send(HttpMethod.Get, $"{Org.Sessions}/{session}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(0);
     }
 
