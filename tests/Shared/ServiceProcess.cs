@@ -70,9 +70,24 @@ public sealed class ServiceProcess : IAsyncDisposable
     public static async Task<(int ExitCode, string Output)> RunCommandAsync(IReadOnlyDictionary<string, string> settings, params string[] arguments)
     {
         var (process, output) = Launch(settings, arguments);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        lock (output) return (process.ExitCode, output.ToString());
+        using (process)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                // A command that does not end (a service that started when the test expected it to refuse)
+                // must not outlive the test.
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+                lock (output) throw new TimeoutException($"`{string.Join(' ', arguments)}` did not end within 60 s:\n{output}");
+            }
+
+            lock (output) return (process.ExitCode, output.ToString());
+        }
     }
 
     private static (Process, StringBuilder) Launch(IReadOnlyDictionary<string, string> settings, params string[] arguments)
