@@ -15,12 +15,13 @@ namespace PamEventStore.Gateway;
 public sealed class StoredBatchMemory : IDisposable
 {
     /// <summary>
-    /// Offsets remembered, least recently used evicted: ~400 bytes each, ~20 MB at most. A gateway retries
-    /// on its next flush, 10 s later, so this covers a node at 1,000 uploads/s for 50 s; a retry older than
-    /// what is remembered goes through its session and is answered the same, only slower. With 100,000 a
-    /// full benchmark run peaked at 257-288 MiB, with 50,000 at 244-251 (BENCHMARKS.md).
+    /// Offsets remembered, least recently used evicted: ~400 bytes each, ~10 MB at most. A gateway retries
+    /// on its next flush, 10 s later, so this covers a node at 1,000 uploads/s for 25 s, at 2,500 uploads/s
+    /// (above what one node takes) for those 10 s; a retry older than what is remembered goes through its
+    /// session and is answered the same, only slower. The peak RSS of a full benchmark run follows it:
+    /// 257-288 MiB with 100,000, up to 287 with 50,000, 254 with 25,000 (BENCHMARKS.md).
     /// </summary>
-    public const int Entries = 50_000;
+    public const int Entries = 25_000;
 
     public static readonly TimeSpan Lifetime = TimeSpan.FromMinutes(5);
 
