@@ -29,7 +29,7 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
         File.Exists(PostmasterPid).ShouldBeTrue();
         using var process = Process.GetProcessById(service.ProcessId);
 
-        using (var hangUp = Process.Start("kill", ["-HUP", service.ProcessId.ToString()])) await hangUp.WaitForExitAsync();
+        await SignalAsync(service, "-HUP");
 
         if (HangUpsIgnored)
         {
@@ -38,8 +38,7 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
             await Task.Delay(TimeSpan.FromSeconds(2));
             process.HasExited.ShouldBeFalse(service.Output);
             (await service.Client.GetAsync("/health")).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
-            using var terminate = Process.Start("kill", ["-TERM", service.ProcessId.ToString()]);
-            await terminate.WaitForExitAsync();
+            await SignalAsync(service, "-TERM");
         }
 
         await ShouldExitWithin(process, TimeSpan.FromSeconds(30), service);
@@ -63,7 +62,7 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
         (await service.Client.GetAsync("/health")).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
 
         using var process = Process.GetProcessById(service.ProcessId);
-        using (var terminate = Process.Start("kill", ["-TERM", service.ProcessId.ToString()])) await terminate.WaitForExitAsync();
+        await SignalAsync(service, "-TERM");
         await ShouldExitWithin(process, TimeSpan.FromSeconds(30), service);
         File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeFalse(service.Output);
 
@@ -78,6 +77,12 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
     }
 
     private string? _fallback;
+
+    private static async Task SignalAsync(ServiceProcess service, string signal)
+    {
+        using var kill = Process.Start("kill", [signal, service.ProcessId.ToString()]);
+        await kill.WaitForExitAsync();
+    }
 
     private static async Task ShouldExitWithin(Process process, TimeSpan patience, ServiceProcess service)
     {

@@ -538,51 +538,53 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     [Fact]
     public async Task production_without_a_master_key_refuses_to_start()
     {
-        var settings = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        var settings = InProduction;
         settings.Remove($"Encryption:MasterKeys:{TestKeys.MasterKeyId}");
 
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
 
-        exitCode.ShouldBe(1, output);
-        output.ShouldContain("PamEventStore does not start: No master key is configured");
-        output.ShouldNotContain("Unhandled exception");
-        output.ShouldNotContain(" at PamEventStore.");
+        ShouldRefuseInOneLine(exitCode, output, "No master key is configured");
     }
 
     [Fact]
     public async Task production_without_token_validation_settings_refuses_to_start()
     {
-        var settings = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        var settings = InProduction;
         settings.Remove("Auth:SigningKey");
 
         var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
 
-        exitCode.ShouldBe(1, output);
-        output.ShouldContain("PamEventStore does not start: No token validation is configured");
+        ShouldRefuseInOneLine(exitCode, output, "No token validation is configured");
         output.ShouldContain("Auth:Authority");
-        output.ShouldNotContain("Unhandled exception");
-        output.ShouldNotContain(" at PamEventStore.");
     }
 
     [Fact]
     public async Task production_without_a_database_refuses_to_start_and_a_setting_out_of_range_stops_a_node_in_one_line()
     {
-        var production = new Dictionary<string, string>(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+        var production = InProduction;
         production.Remove("ConnectionStrings:Marten");
         var outOfRange = new Dictionary<string, string>(Settings) { ["ASPNETCORE_URLS"] = "http://127.0.0.1:0", ["Uploads:MaxBatchBytes"] = "0" };
 
         var (noDatabase, noDatabaseOutput) = await ServiceProcess.RunCommandAsync(production);
         var (badSetting, badSettingOutput) = await ServiceProcess.RunCommandAsync(outOfRange);
 
-        noDatabase.ShouldBe(1, noDatabaseOutput);
-        noDatabaseOutput.ShouldContain("PamEventStore does not start: ConnectionStrings:Marten is not configured");
-        badSetting.ShouldBe(1, badSettingOutput);
-        badSettingOutput.ShouldContain("PamEventStore does not start: Uploads limits must be positive.");
-        foreach (var output in new[] { noDatabaseOutput, badSettingOutput })
-        {
-            output.ShouldNotContain("Unhandled exception");
-            output.ShouldNotContain(" at ");
-        }
+        ShouldRefuseInOneLine(noDatabase, noDatabaseOutput, "ConnectionStrings:Marten is not configured");
+        ShouldRefuseInOneLine(badSetting, badSettingOutput, "Uploads limits must be positive.");
+        noDatabaseOutput.ShouldNotContain(" at ");
+        badSettingOutput.ShouldNotContain(" at ");
+    }
+
+    /// <summary>This test's settings in Production, on a port of its own.</summary>
+    private Dictionary<string, string> InProduction =>
+        new(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
+
+    /// <summary>The node refused to start, saying <paramref name="reason"/> in one line: exit code 1, no unhandled exception, no stack trace.</summary>
+    private static void ShouldRefuseInOneLine(int exitCode, string output, string reason)
+    {
+        exitCode.ShouldBe(1, output);
+        output.ShouldContain($"PamEventStore does not start: {reason}");
+        output.ShouldNotContain("Unhandled exception");
+        output.ShouldNotContain(" at PamEventStore.");
     }
 
     /// <summary>Content without a length, so HttpClient sends Transfer-Encoding: chunked.</summary>
