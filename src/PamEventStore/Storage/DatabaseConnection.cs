@@ -62,11 +62,10 @@ public sealed class DatabaseConnection(
             // pg_ctl cannot pass to its shell. Keep the cluster where it can run, at a path derived from
             // the checkout so the next run finds it again.
             var fallback = Path.Combine("/var/tmp", $"pamstore-postgres-{Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(options.Directory)))[..12]}");
-            // A name anyone can work out, in a directory anyone can write: one that others may write to is not ours to use.
-            if (!OperatingSystem.IsWindows() && System.IO.Directory.Exists(fallback)
-                && (File.GetUnixFileMode(fallback) & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0)
+            // A name anyone can work out, in a directory anyone can write: kept only while it is ours alone.
+            if (SharedPlaceDirectory.ClaimAsync(fallback).GetAwaiter().GetResult() is { } refusal)
             {
-                throw new StartRefusedException($"{e.Message} Its fallback {fallback} exists and others may write to it: remove it, or set LocalData:Directory or ConnectionStrings:Marten.");
+                throw new StartRefusedException($"{e.Message} Its fallback is not safe to use: {refusal} Remove it, or set LocalData:Directory or ConnectionStrings:Marten.");
             }
 
             logger.LogWarning("{Reason} Keeping the local cluster in {Fallback} instead", e.Message, fallback);

@@ -67,13 +67,55 @@ public sealed class when_the_service_runs_its_own_database : IDisposable
         File.Exists(Path.Combine(fallback, "data", "postmaster.pid")).ShouldBeFalse(service.Output);
 
         // Its name is one anyone can work out, in /var/tmp: once others may write to it, it is not used.
-        if (!OperatingSystem.IsWindows())
+        if (OperatingSystem.IsWindows()) return;
+        var mode = File.GetUnixFileMode(fallback);
+        File.SetUnixFileMode(fallback, mode | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
+        await ShouldRefuseFallback(settings, $"{fallback} exists and others may write to it.");
+        File.SetUnixFileMode(fallback, mode);
+
+        // Nor once it belongs to someone else, who could have made it to hand the service a cluster of theirs.
+        if (Environment.IsPrivilegedProcess)
         {
-            File.SetUnixFileMode(fallback, File.GetUnixFileMode(fallback) | UnixFileMode.GroupWrite | UnixFileMode.OtherWrite);
-            var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
-            exitCode.ShouldBe(1, output);
-            output.ShouldContain($"Its fallback {fallback} exists and others may write to it");
+            await RunAsync("chown", "nobody:", fallback);
+            await ShouldRefuseFallback(settings, $"{fallback} exists and belongs to nobody, not to root or postgres.");
+            await RunAsync("chown", "postgres:", fallback);
         }
+
+        // Nor when it is a link to a directory elsewhere, whoever owns that.
+        var elsewhere = fallback + "-elsewhere";
+        Directory.Move(fallback, elsewhere);
+        try
+        {
+            File.CreateSymbolicLink(fallback, elsewhere);
+            await ShouldRefuseFallback(settings, $"{fallback} is a symbolic link, not a directory of its own.");
+            File.Exists(Path.Combine(elsewhere, "data", "postmaster.pid")).ShouldBeFalse();
+        }
+        finally
+        {
+            File.Delete(fallback);
+            Directory.Move(elsewhere, fallback);
+        }
+
+        // Its own again, it is used again.
+        await using (var again = await ServiceProcess.StartAsync(settings))
+        {
+            again.Output.ShouldContain($"Keeping the local cluster in {fallback} instead");
+            (await again.Client.GetAsync("/health")).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
+        }
+    }
+
+    private static async Task ShouldRefuseFallback(Dictionary<string, string> settings, string reason)
+    {
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
+        exitCode.ShouldBe(1, output);
+        output.ShouldContain($"Its fallback is not safe to use: {reason}");
+    }
+
+    private static async Task RunAsync(string command, params string[] arguments)
+    {
+        using var process = Process.Start(command, arguments);
+        await process.WaitForExitAsync();
+        process.ExitCode.ShouldBe(0, $"{command} {string.Join(' ', arguments)}");
     }
 
     private string? _fallback;
