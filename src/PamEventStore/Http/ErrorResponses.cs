@@ -80,7 +80,8 @@ public static class ErrorResponses
 /// Bodies Kestrel refuses (too large, malformed) keep their 4xx; a database that cannot be reached, or
 /// a session whose stream another request or node holds longer than the service waits, is a 503 with
 /// <c>Retry-After</c> (gateways send the batch again, nothing is lost), as is an org whose keys do not
-/// open on this node; anything else is a 500 that says nothing internal.
+/// open on this node; a session whose stored state does not read is a 409 of that session; anything
+/// else is a 500 that says nothing internal.
 /// </summary>
 public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> logger) : IExceptionHandler
 {
@@ -94,12 +95,15 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
             _ when DatabaseFailures.IsUnavailable(exception) => Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds),
             _ when DatabaseFailures.IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
             OrgKeysUnavailableException => Problems.KeysUnavailable(ErrorResponses.KeysRetryAfterSeconds),
+            // The request's route values are cleared by now; the feature kept them.
+            UnreadableSessionException => Problems.SessionUnreadable(httpContext.Features.Get<IExceptionHandlerFeature>()?.RouteValues?["sessionId"]?.ToString() ?? "of this request"),
             _ => null,
         };
 
-        if (exception is OrgKeysUnavailableException)
+        if (exception is OrgKeysUnavailableException or UnreadableSessionException)
         {
-            // Not the caller's doing, nor a passing one: an operator must restore a master key or the ring.
+            // Not the caller's doing, nor a passing one: an operator must restore a master key or the ring,
+            // or find out who changed a session's stored state.
             logger.LogError(exception, "{Method} {Path} answered {Type}", httpContext.Request.Method, httpContext.Request.Path, problem!.Type);
         }
         else if (problem?.Status == StatusCodes.Status503ServiceUnavailable)

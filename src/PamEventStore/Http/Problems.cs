@@ -138,6 +138,12 @@ public static class Problems
         Create(409, "session-exists", "The session already exists with other details",
             $"Session {sessionId} was already created with a different body; it is not changed.");
 
+    /// <summary>The session's stored state does not read (<see cref="Storage.UnreadableSessionException"/>): nothing is decided or shown from it.</summary>
+    public static ProblemDetails SessionUnreadable(string sessionId) =>
+        Create(409, "session-unreadable", "The session's stored state does not read",
+            $"The stored state of session {sessionId} does not read as a session: it was changed in the database outside this service, or written by a newer version of it. " +
+            $"Nothing was stored or changed. GET {sessionId}/integrity checks the session's recorded events and says what differs.");
+
     public static ProblemDetails LogsConflict(Guid sessionId) =>
         Create(409, "logs-conflict", "Different logs are already stored",
             $"Session {sessionId} already holds a different legacy log upload; logs are written once.");

@@ -20,7 +20,7 @@ public static class MartenSetup
     {
         opts.Connection(Tuned(connectionString));
         opts.DatabaseSchemaName = "pam";
-        opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase);
+        opts.UseSystemTextJsonForSerialization(EnumStorage.AsString, Casing.CamelCase, json => json.Converters.Add(new SessionSnapshotConverter()));
 
         // Tenant = org_id from the caller's token: every query and append is scoped to it by Marten.
         opts.Events.TenancyStyle = TenancyStyle.Conjoined;

@@ -149,6 +149,24 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_session_whose_stored_state_does_not_read_does_not_take_the_others_of_its_group_with_it()
+    {
+        var sessions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => _org.CreateSessionAsync()));
+        await StoredEvents.ExecuteAsync(store, "update pam.mt_doc_pamsession set data = jsonb_set(data, '{status}', '\"paused\"') where tenant_id = @org and id = @session",
+            ("org", _org.Id), ("session", sessions[0]));
+        var uploads = await Task.WhenAll(sessions.Select(s => Ready(s, 0, Lines(0, 2))));
+        await using var commits = NewCommits();
+
+        var all = uploads.Select(u => commits.CommitAsync(u, CancellationToken.None)).ToArray();
+
+        await Should.ThrowAsync<UnreadableSessionException>(all[0]);
+        (await Task.WhenAll(all.Skip(1))).Select(Decided).ShouldAllBe(o => o == new UploadOutcome.Stored(0));
+        var stored = await EventRows(sessions);
+        stored.Where(e => e.Type == "batch_uploaded").Select(e => e.Stream).ShouldBe(sessions.Skip(1), ignoreOrder: true);
+        stored.ShouldNotContain(e => e.Stream == sessions[0] && e.Type != "session_started");
+    }
+
+    [Fact]
     public async Task an_upload_that_fails_does_not_take_the_others_of_its_group_with_it()
     {
         var sessions = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => _org.CreateSessionAsync()));
