@@ -40,6 +40,7 @@ try
         .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
         .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
         .Validate(o => o.LegacyLogsWaiting >= 0 && o.LegacyLogsMinBytesPerSecond > 0 && o.LegacyLogsGrace > TimeSpan.FromSeconds(1), "Uploads:LegacyLogsWaiting must not be negative, Uploads:LegacyLogsMinBytesPerSecond must be positive and Uploads:LegacyLogsGrace over a second.")
+        .Validate(o => o.MaxBytesInFlightPerGateway > 0 && o.BatchMinBytesPerSecond > 0 && o.BatchGrace > TimeSpan.FromSeconds(1), "Uploads:MaxBytesInFlightPerGateway and Uploads:BatchMinBytesPerSecond must be positive and Uploads:BatchGrace over a second.")
         .ValidateOnStart();
 
     // Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.

@@ -56,10 +56,11 @@ public static class UploadBatchEndpoint
         // holding them all. What would be refused anyway is refused first, so a gateway does not retry it.
         var limit = options.Value.MaxBatchBytes;
         if (RequestBody.RefuseUnread(request, limit) is { } unread) return unread.ToResult();
-        using var admitted = admission.TryAdmit(Math.Min(request.ContentLength ?? limit, limit));
-        if (admitted is null) return Problems.Busy(admission.Limit, RetryAfterSeconds).ToResult();
+        using var admitted = admission.TryAdmit(Math.Min(request.ContentLength ?? limit, limit), UploadAdmission.Holder(caller.OrgId, caller.GatewayId!), out var gatewayFull);
+        if (admitted is null) return (gatewayFull ? Problems.GatewayBusy(admission.HolderLimit, RetryAfterSeconds) : Problems.Busy(admission.Limit, RetryAfterSeconds)).ToResult();
 
-        var (body, bodyProblem) = await RequestBody.ReadAsync(request, limit, ct);
+        // Holding its share, the body must keep coming: one that trickles is cut off (408) instead of holding it for minutes.
+        var (body, bodyProblem) = await RequestBody.ReadPacedAsync(request, limit, options.Value.BatchMinBytesPerSecond, options.Value.BatchGrace, ct);
         if (bodyProblem is not null) return bodyProblem.ToResult();
 
         // An exact retry of what this node stored: the answer cannot have changed since.

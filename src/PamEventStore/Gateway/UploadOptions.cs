@@ -42,6 +42,28 @@ public sealed class UploadOptions
     public long MaxBytesInFlight { get; set; } = 32 * 1024 * 1024;
 
     /// <summary>
+    /// Most of <see cref="MaxBytesInFlight"/> that the uploads of one gateway (of one org) may hold at once;
+    /// past it, that gateway's next upload is answered 503 <c>busy</c> while every other gateway's are still
+    /// taken. So no gateway, however many uploads it holds open (a stalled link, or a stolen gateway token
+    /// trickling bodies), takes the node's whole share from the others. The first upload of a gateway that
+    /// holds nothing is always let in, as far as the node's limit allows. The default is eight of the
+    /// largest batches, and far above what a gateway holds while its node keeps up (a few batches of a few KB).
+    /// </summary>
+    public long MaxBytesInFlightPerGateway { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>
+    /// Slowest an event batch's body may arrive, after a grace of <see cref="BatchGrace"/>: its share of
+    /// <see cref="MaxBytesInFlight"/> is held from before its body is read, so a body that trickles is cut
+    /// off (408, nothing stored) instead of holding it for minutes at the server's default pace (240 bytes/s).
+    /// Measured as for <see cref="LegacyLogsMinBytesPerSecond"/>: a batch of the largest size must be in
+    /// within the grace and 32 s at the default.
+    /// </summary>
+    public int BatchMinBytesPerSecond { get; set; } = 16 * 1024;
+
+    /// <summary>How long an event batch's body may be slow at first before <see cref="BatchMinBytesPerSecond"/> applies (more than a second).</summary>
+    public TimeSpan BatchGrace { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// Legacy <c>/logs</c> uploads a node reads and stores at once. Each is a whole recording of up to
     /// <see cref="MaxLegacyLogsBytes"/>, so they are counted in turns, not against <see cref="MaxBytesInFlight"/>
     /// (one alone would fill it); the next one waits for a turn before its body is read.

@@ -73,6 +73,12 @@ public static class Problems
             $"This node already holds its limit of {limit} bytes of uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { ["limit"] = limit, [RetryAfter] = retryAfterSeconds });
 
+    /// <summary>The calling gateway's uploads already hold its share of the node's limit (<c>Uploads:MaxBytesInFlightPerGateway</c>).</summary>
+    public static ProblemDetails GatewayBusy(long gatewayLimit, int retryAfterSeconds) =>
+        Create(503, "busy", "The service is busy",
+            $"This gateway's uploads already hold its share of {gatewayLimit} bytes of this node's uploads being stored; this batch was not stored. Send it again from the same offset in {retryAfterSeconds} s or later.",
+            new Dictionary<string, object?> { ["gatewayLimit"] = gatewayLimit, [RetryAfter] = retryAfterSeconds });
+
     public static ProblemDetails LegacyLogsBusy(int turns, int retryAfterSeconds) =>
         Create(503, "busy", "The service is busy",
             $"This node is already storing {turns} legacy uploads, its limit at once, and no turn came free for this one in time (or as many as may wait already did); this upload was not stored. Send it again in {retryAfterSeconds} s or later.",

@@ -126,6 +126,77 @@ public sealed class when_the_node_is_busy(PamStoreHost store)
     }
 
     [Fact]
+    public void a_gateway_holds_at_most_its_share_while_the_others_are_let_in()
+    {
+        var admission = new UploadAdmission(Options.Create(new UploadOptions { MaxBytesInFlight = 1_000, MaxBytesInFlightPerGateway = 300 }));
+        var (a, b) = (UploadAdmission.Holder("org", "gw-a"), UploadAdmission.Holder("org", "gw-b"));
+
+        var first = admission.TryAdmit(200, a).ShouldNotBeNull();
+        using (admission.TryAdmit(100, a).ShouldNotBeNull())
+        {
+            admission.TryAdmit(1, a, out var full).ShouldBeNull();
+            full.ShouldBeTrue();
+            admission.HeldBy(a).ShouldBe(300);
+
+            // Another gateway, or the same gateway id of another org, is let in.
+            using (admission.TryAdmit(300, b).ShouldNotBeNull()) admission.TryAdmit(300, UploadAdmission.Holder("other-org", "gw-a")).ShouldNotBeNull().Dispose();
+        }
+
+        first.Dispose();
+        admission.HeldBy(a).ShouldBe(0);
+
+        // A gateway holding nothing has one upload let in whatever its size, as far as the node's limit allows; then none.
+        using (admission.TryAdmit(500, a).ShouldNotBeNull())
+        {
+            admission.TryAdmit(1, a).ShouldBeNull();
+            admission.TryAdmit(500, b).ShouldNotBeNull().Dispose();
+            admission.TryAdmit(501, b, out var full).ShouldBeNull();
+            full.ShouldBeFalse();
+        }
+
+        // An empty body's lease counts nothing, whenever it is given back.
+        var empty = admission.TryAdmit(0, a).ShouldNotBeNull();
+        admission.TryAdmit(10, a).ShouldNotBeNull().Dispose();
+        empty.Dispose();
+        (admission.Held, admission.HeldBy(a)).ShouldBe((0, 0));
+    }
+
+    [Fact]
+    public async Task a_gateway_whose_share_is_held_is_turned_away_and_another_gateway_is_stored()
+    {
+        var mine = await _org.CreateSessionAsync();
+        var theirs = await _org.CreateSessionAsync(gatewayId: "gw-2");
+
+        using (Admission.TryAdmit(Admission.HolderLimit, UploadAdmission.Holder(_org.Id, Org.Gateway)).ShouldNotBeNull())
+        {
+            var busy = (await _org.UploadAsync(mine, 0, Lines(0, 3))).ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy");
+            busy.Body.GetProperty("gatewayLimit").GetInt64().ShouldBe(Admission.HolderLimit);
+            busy.Response.Headers.RetryAfter.ShouldNotBeNull();
+            (await _org.UploadAsync(theirs, 0, Lines(0, 3), token: _org.GatewayToken("gw-2"))).ShouldBeAccepted(0);
+        }
+
+        (await _org.SessionAsync(mine)).GetProperty("batchCount").GetInt32().ShouldBe(0);
+        (await _org.UploadAsync(mine, 0, Lines(0, 3))).ShouldBeAccepted(0);
+        Admission.Held.ShouldBe(0);
+    }
+
+    [Fact]
+    public async Task a_batch_whose_body_stops_coming_is_answered_408_unstored_and_gives_its_share_back()
+    {
+        var session = await _org.CreateSessionAsync();
+        var options = store.Host.Services.GetRequiredService<IOptions<UploadOptions>>().Value;
+
+        // Declared as one second's worth at the required pace; a first part comes, then nothing.
+        using var stalled = new StalledContent(options.BatchMinBytesPerSecond, Encoding.UTF8.GetBytes("["));
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", _org.GatewayToken(), stalled).WaitAsync(TimeSpan.FromSeconds(30));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestTimeout, "request-timeout");
+        Admission.Held.ShouldBe(0);
+        (await _org.SessionAsync(session)).GetProperty("batchCount").GetInt32().ShouldBe(0);
+        (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeAccepted(0);
+    }
+
+    [Fact]
     public async Task uploads_let_in_at_once_never_hold_more_than_the_limit_together()
     {
         var admission = new UploadAdmission(Options.Create(new UploadOptions { MaxBytesInFlight = 1_000 }));

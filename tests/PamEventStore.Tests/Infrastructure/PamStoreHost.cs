@@ -30,6 +30,7 @@ public sealed class PamStoreHost : IAsyncLifetime
             builder.UseSetting("Uploads:LegacyLogsWait", LegacyLogsWait.ToString());
             builder.UseSetting("Uploads:LegacyLogsWaiting", LegacyLogsWaiting.ToString());
             builder.UseSetting("Uploads:LegacyLogsGrace", LegacyLogsGrace.ToString());
+            builder.UseSetting("Uploads:BatchGrace", BatchGrace.ToString());
             builder.UseSetting("LogPages:Wait", PagesWait.ToString());
             builder.ConfigureServices(services =>
             {
@@ -49,6 +50,9 @@ public sealed class PamStoreHost : IAsyncLifetime
 
     /// <summary>How long a legacy body may be slow at first here before it must keep pace: short, so a test of a stalled one is quick.</summary>
     public static readonly TimeSpan LegacyLogsGrace = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a batch's body may be slow at first here before it must keep pace: short, so a test of a stalled one is quick.</summary>
+    public static readonly TimeSpan BatchGrace = TimeSpan.FromSeconds(2);
 
     /// <summary>How long a log page waits for its turn here: short, so a test of the refusal is quick.</summary>
     public static readonly TimeSpan PagesWait = TimeSpan.FromSeconds(1);

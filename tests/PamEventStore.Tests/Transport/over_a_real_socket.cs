@@ -26,15 +26,17 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
     private Task<Reply> Send(HttpMethod method, string url, string token, HttpContent? content = null) => SendTo(_service, method, url, token, content);
 
-    private string Gateway => TestKeys.Token(TokenClaims.ForGateway(_org, "gw-1"));
+    private string Gateway => GatewayToken("gw-1");
+
+    private string GatewayToken(string gatewayId) => TestKeys.Token(TokenClaims.ForGateway(_org, gatewayId));
 
     private string User => TestKeys.Token(TokenClaims.ForUser(_org, "alice", PamScopes.Create, PamScopes.Read));
 
     /// <summary>A session of this test's org, created through the shared service or through <paramref name="on"/>.</summary>
-    private async Task<Guid> CreateSession(ServiceProcess? on = null)
+    private async Task<Guid> CreateSession(ServiceProcess? on = null, string gatewayId = "gw-1")
     {
         var created = await SendTo(on ?? _service, HttpMethod.Post, Org.Sessions, User,
-            JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId = "gw-1" }));
+            JsonContent.Create(new { projectId = "p", resourceType = "ssh", resourceName = "web", accountName = "root", userId = "alice", gatewayId }));
         created.Status.ShouldBe(HttpStatusCode.Created, created.Body.ToString());
         return created.Body.GetProperty("session").GetProperty("id").GetGuid();
     }
@@ -333,6 +335,91 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         answer.ShouldContain("request-timeout");
         (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{trickled}", User)).Body.GetProperty("session").GetProperty("hasLegacyLogs").GetBoolean().ShouldBeFalse();
         (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{waiting}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(3);
+    }
+
+    [Fact]
+    public async Task a_gateway_trickling_batch_bodies_holds_only_its_share_and_loses_it_to_the_pace()
+    {
+        // As a stolen gateway token would: uploads that declare large bodies and trickle them at 400 B/s
+        // (above Kestrel's own minimum of 240 B/s), as many as the node's whole limit would take.
+        const int declared = 32 * 1024, limit = 8 * declared, share = 2 * declared;
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
+        {
+            ["Uploads:MaxBytesInFlight"] = limit.ToString(),
+            ["Uploads:MaxBytesInFlightPerGateway"] = share.ToString(),
+            ["Uploads:BatchMinBytesPerSecond"] = "4096",
+            ["Uploads:BatchGrace"] = "00:00:03",
+        });
+        var trickled = await CreateSession(on: service);
+        var other = await CreateSession(on: service, gatewayId: "gw-2");
+        (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{trickled}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 1)))).ShouldBeAccepted(0);
+
+        using var stop = new CancellationTokenSource();
+        var trickles = new List<(System.Net.Sockets.TcpClient Socket, Task<string> Answer)>();
+        for (var i = 0; i < limit / declared; i++)
+        {
+            var socket = new System.Net.Sockets.TcpClient();
+            await socket.ConnectAsync(service.BaseAddress.Host, service.BaseAddress.Port);
+            var wire = socket.GetStream();
+            await wire.WriteAsync(Encoding.ASCII.GetBytes(
+                $"POST {Org.Sessions}/{trickled}/event-batches?startOffset={(i + 1) * 1000} HTTP/1.1\r\nHost: {service.BaseAddress.Authority}\r\n" +
+                $"Authorization: Bearer {Gateway}\r\nContent-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n["));
+            trickles.Add((socket, TrickleAsync(wire, stop.Token)));
+        }
+
+        try
+        {
+            await Task.Delay(500);
+
+            // The trickling gateway holds its share, no more: its next upload is turned away, another gateway's is stored.
+            var more = await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{trickled}/event-batches?startOffset=900000", Gateway, OctetStream(Lines(1, 1)));
+            more.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "busy").Body.GetProperty("gatewayLimit").GetInt64().ShouldBe(share);
+            (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{other}/event-batches?startOffset=0", GatewayToken("gw-2"), OctetStream(Lines(0, 1)))).ShouldBeAccepted(0);
+
+            // Those past its share were turned away at once; past the grace, the pace cuts the others off:
+            // 408, nothing stored, and the share is free again.
+            var answers = await Task.WhenAll(trickles.Select(t => t.Answer)).WaitAsync(TimeSpan.FromSeconds(30));
+            answers.Count(a => a.StartsWith("HTTP/1.1 503") && a.Contains("gatewayLimit")).ShouldBe((limit - share) / declared, string.Join("\n\n", answers));
+            answers.Count(a => a.StartsWith("HTTP/1.1 408") && a.Contains("request-timeout")).ShouldBe(share / declared, string.Join("\n\n", answers));
+            (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{trickled}/event-batches?startOffset=900000", Gateway, OctetStream(Lines(1, 1)))).ShouldBeAccepted(1);
+            (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{trickled}", User)).Body.GetProperty("session").GetProperty("batchCount").GetInt32().ShouldBe(2);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            foreach (var (socket, _) in trickles) socket.Dispose();
+        }
+
+        // JSON whitespace, 40 bytes every 100 ms, until the server answers and closes the connection: what it answered.
+        static async Task<string> TrickleAsync(System.Net.Sockets.NetworkStream wire, CancellationToken ct)
+        {
+            var answer = new StringBuilder();
+            var reading = Task.Run(async () =>
+            {
+                var buffer = new byte[4096];
+                try
+                {
+                    while (await wire.ReadAsync(buffer, ct) is var n and > 0) answer.Append(Encoding.ASCII.GetString(buffer, 0, n));
+                }
+                catch (Exception e) when (e is OperationCanceledException or IOException)
+                {
+                }
+            });
+            try
+            {
+                while (!reading.IsCompleted)
+                {
+                    await wire.WriteAsync(Encoding.ASCII.GetBytes(new string(' ', 40)), ct);
+                    await Task.Delay(100, ct);
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException)
+            {
+            }
+
+            await reading;
+            return answer.ToString();
+        }
     }
 
     /// <summary>What the server sent on <paramref name="wire"/> until it closed the connection (or <paramref name="within"/> passed).</summary>
