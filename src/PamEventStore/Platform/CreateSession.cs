@@ -39,7 +39,9 @@ public static partial class CreateSessionEndpoint
 
         string? Missing(string? value, string name) => string.IsNullOrWhiteSpace(value) ? $"'{name}' is required." : Unfit(value, name);
 
+        // A token lists its projects separated by spaces, so a project id holding one could never be covered by a list.
         var problem = Missing(command.ProjectId, "projectId")
+                      ?? (command.ProjectId!.Any(char.IsWhiteSpace) ? "'projectId' must not hold whitespace." : null)
                       ?? Missing(command.ResourceType, "resourceType")
                       ?? Missing(command.ResourceName, "resourceName")
                       ?? Missing(command.AccountName, "accountName")

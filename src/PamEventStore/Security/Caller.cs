@@ -33,7 +33,7 @@ public sealed record Caller(
             Required(PamClaims.ActorType),
             user.FindFirstValue(PamClaims.GatewayId),
             SplitScopes(user),
-            projects.Count == 0 ? null : SplitValues(projects),
+            projects.Count == 0 ? null : ValuesOf(projects),
             context.Request.Headers["X-Request-Id"].FirstOrDefault() is { Length: > 0 and <= 128 } id && !PlainText.HasControlCharacter(id) ? id : TraceId(context));
     }
 
@@ -43,11 +43,12 @@ public sealed record Caller(
     /// </summary>
     public static string TraceId(HttpContext context) => System.Diagnostics.Activity.Current?.Id ?? context.TraceIdentifier;
 
-    /// <summary>Scopes arrive space-separated in one claim, or as several claims (a JSON array).</summary>
-    public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) => SplitValues(user.FindAll(PamClaims.Scope));
+    /// <summary>Scopes, one claim each: a space-separated string was split when the token was validated, an array's entries are kept whole.</summary>
+    public static IReadOnlySet<string> SplitScopes(ClaimsPrincipal user) => ValuesOf(user.FindAll(PamClaims.Scope));
 
-    private static HashSet<string> SplitValues(IEnumerable<Claim> claims) =>
-        claims.SelectMany(c => c.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries)).ToHashSet(StringComparer.Ordinal);
+    // The empty claim that stands for an empty list of projects is no value.
+    private static HashSet<string> ValuesOf(IEnumerable<Claim> claims) =>
+        claims.Select(c => c.Value).Where(v => v.Length > 0).ToHashSet(StringComparer.Ordinal);
 
     public bool IsGateway => ActorType == "gateway" && GatewayId is not null;
 

@@ -65,7 +65,11 @@ public static class SecuritySetup
                     OnTokenValidated = context =>
                     {
                         if (MissingClaim(context.Principal!) is { } problem) context.Fail(problem);
-                        else KeepEmptyProjectList(context);
+                        else
+                        {
+                            SplitListClaims(context);
+                            KeepEmptyProjectList(context);
+                        }
                         return Task.CompletedTask;
                     },
                 };
@@ -79,6 +83,26 @@ public static class SecuritySetup
             .AddPolicy(PamPolicies.GatewayOrCreate, p => p.RequireAuthenticatedUser().AddRequirements(new GatewayOrScopeRequirement(PamScopes.Create)))
             .AddPolicy(PamPolicies.Create, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Create)))
             .AddPolicy(PamPolicies.Read, p => p.RequireAuthenticatedUser().AddRequirements(new ScopeRequirement(PamScopes.Read)));
+    }
+
+    /// <summary>
+    /// <c>project_ids</c> and <c>scope</c> come as one string of values separated by spaces, or as a JSON
+    /// array of values. The string is split here; each entry of an array is one value, kept whole: an entry
+    /// holding a space (<c>["pay ments"]</c>) must not grant the projects <c>pay</c> and <c>ments</c>.
+    /// </summary>
+    private static void SplitListClaims(TokenValidatedContext context)
+    {
+        if (context.SecurityToken is not JsonWebToken token) return;
+        var identity = (ClaimsIdentity)context.Principal!.Identity!;
+        foreach (var type in new[] { PamClaims.ProjectIds, PamClaims.Scope })
+        {
+            // An array reads back as its JSON text, never as the value of its one claim.
+            if (identity.FindAll(type).ToList() is not [var single] || !token.TryGetPayloadValue<string>(type, out var text) || text != single.Value) continue;
+
+            identity.RemoveClaim(single);
+            foreach (var value in single.Value.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                identity.AddClaim(new Claim(type, value, ClaimValueTypes.String, single.Issuer, single.OriginalIssuer, identity));
+        }
     }
 
     /// <summary>

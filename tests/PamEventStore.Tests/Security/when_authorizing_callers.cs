@@ -541,7 +541,10 @@ public sealed class when_authorizing_callers(PamStoreHost store)
         (await _org.CreateAsync(SessionBody(), LimitedUser())).ShouldBeProblem(HttpStatusCode.Forbidden, "forbidden");
     }
 
-    private string ProjectsAsJsonArray(params string[] projects)
+    private string ProjectsAsJsonArray(params string[] projects) => ListsAsJsonArrays(projects, $"{PamScopes.Create} {PamScopes.Read}");
+
+    /// <summary>A token whose project_ids (when given) is a JSON array, and whose scope is <paramref name="scope"/> as given: a string or an array.</summary>
+    private string ListsAsJsonArrays(string[]? projects, object scope)
     {
         var now = DateTime.UtcNow.AddHours(-1);
         return new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
@@ -553,14 +556,58 @@ public sealed class when_authorizing_callers(PamStoreHost store)
                 [PamClaims.Subject] = "bob",
                 [PamClaims.OrgId] = _org.Id,
                 [PamClaims.ActorType] = "user",
-                [PamClaims.Scope] = $"{PamScopes.Create} {PamScopes.Read}",
-                [PamClaims.ProjectIds] = projects,
-            },
+                [PamClaims.Scope] = scope,
+            }.Concat(projects is null ? [] : [new KeyValuePair<string, object>(PamClaims.ProjectIds, projects)]).ToDictionary(),
             IssuedAt = now,
             NotBefore = now,
             Expires = now.AddDays(1),
             SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Convert.FromBase64String(TestKeys.SigningKey)), SecurityAlgorithms.HmacSha256),
         });
+    }
+
+    [Fact]
+    public async Task an_entry_of_a_json_array_of_projects_is_one_project_whatever_it_holds()
+    {
+        var inPay = await _org.CreateSessionAsync(projectId: "pay");
+        var inMents = await _org.CreateSessionAsync(projectId: "ments");
+
+        // ["pay ments"] names no project of the two, where the string "pay ments" names both.
+        var entry = ProjectsAsJsonArray("pay ments");
+        foreach (var session in new[] { inPay, inMents })
+        {
+            (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", entry)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+            (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", LimitedUser("pay ments"))).Status.ShouldBe(HttpStatusCode.OK);
+        }
+
+        (await _org.CreateAsync(SessionBody(projectId: "ments"), entry)).ShouldBeProblem(HttpStatusCode.Forbidden, "forbidden");
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{inPay}", ProjectsAsJsonArray("ments", "pay"))).Status.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task an_entry_of_a_json_array_of_scopes_is_one_scope_whatever_it_holds()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        var entry = ListsAsJsonArrays(null, new[] { $"{PamScopes.Read} {PamScopes.Create}" });
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", entry)).ShouldBeProblem(HttpStatusCode.Forbidden, "forbidden");
+        (await _org.CreateAsync(SessionBody(), entry)).ShouldBeProblem(HttpStatusCode.Forbidden, "forbidden");
+
+        var entries = ListsAsJsonArrays(null, new[] { PamScopes.Read, PamScopes.Create });
+        (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}", entries)).Status.ShouldBe(HttpStatusCode.OK);
+        (await _org.CreateAsync(SessionBody(), entries)).Status.ShouldBe(HttpStatusCode.Created);
+    }
+
+    [Theory]
+    [InlineData("pay ments")]
+    [InlineData(" payments")]
+    [InlineData("payments ")]
+    [InlineData("pay\u00a0ments")]
+    public async Task a_project_id_holding_whitespace_is_refused_as_no_list_of_projects_could_name_it(string projectId)
+    {
+        var reply = await _org.CreateAsync(SessionBody(projectId: System.Text.RegularExpressions.Regex.Unescape(projectId)));
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain("projectId");
     }
 
     [Fact]
