@@ -42,7 +42,7 @@ public enum Rejection
     /// <summary>The session ended longer ago than the grace window.</summary>
     SessionClosed,
 
-    /// <summary>The whole recording already arrived through the legacy upload.</summary>
+    /// <summary>The whole recording already arrived through the legacy upload (recorded as a conflict).</summary>
     LegacyLogsStored,
 }
 
@@ -100,7 +100,9 @@ public static class BatchUploadRules
             return new RejectBatch(Rejection.SessionClosed, null, lost ? Unrepeated(session, Late(upload, actor, now)) : null);
         }
 
-        if (session.Legacy is not null) return new RejectBatch(Rejection.LegacyLogsStored, null);
+        // The gateway sent the whole recording through the legacy upload: a batch after it contradicts
+        // that, and what it holds is recorded as a conflict's is (once while the same content keeps coming).
+        if (session.Legacy is not null) return new RejectBatch(Rejection.LegacyLogsStored, Conflict(session, upload, "legacy-logs-stored", actor, now));
 
         if (isNewOffset)
         {

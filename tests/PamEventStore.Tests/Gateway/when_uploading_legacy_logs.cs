@@ -111,6 +111,30 @@ public sealed class when_uploading_legacy_logs(PamStoreHost store)
         (await _org.UploadAsync(session, 0, Batch(Query(5, "select 5")))).ShouldBeProblem(HttpStatusCode.Conflict, "legacy-logs-stored");
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task a_batch_refused_after_the_legacy_upload_is_recorded_as_a_conflict_once(int legacyEvents)
+    {
+        // Even an empty legacy upload is the whole recording: a batch after it is not lost without a trace.
+        var session = await _org.CreateSessionAsync(resourceType: "postgres");
+        (await _org.UploadLegacyAsync(session, Queries(legacyEvents))).Status.ShouldBe(HttpStatusCode.OK);
+        var before = (await _org.SessionAsync(session)).GetProperty("chainLength").GetInt64();
+
+        for (var attempt = 0; attempt < 3; attempt++)
+            (await _org.UploadAsync(session, 0, Batch(Query(5, "select 5")))).ShouldBeProblem(HttpStatusCode.Conflict, "legacy-logs-stored");
+
+        var view = await _org.SessionAsync(session);
+        view.GetProperty("conflictCount").GetInt32().ShouldBe(1);
+        view.GetProperty("chainLength").GetInt64().ShouldBe(before + 1);
+        (await StoredEvents.ScalarAsync<string>(store, "select string_agg(data ->> 'reason', ',') from pam.mt_events where tenant_id = @org and stream_id = @session and type = 'batch_conflict_rejected'",
+            ("org", _org.Id), ("session", session))).ShouldBe("legacy-logs-stored");
+
+        // Other content is recorded too.
+        (await _org.UploadAsync(session, 0, Batch(Query(6, "select 6")))).ShouldBeProblem(HttpStatusCode.Conflict, "legacy-logs-stored");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(2);
+    }
+
     [Fact]
     public async Task a_legacy_upload_after_batches_reads_as_one_more_page_after_them()
     {
