@@ -107,6 +107,7 @@ try
     app.UsePamErrorResponses();
     app.UseAuthentication();
     app.UseAuthorization();
+    app.UseCanonicalSessionIds();
 
     app.MapHealth();
     app.MapWolverineEndpoints(opts =>

@@ -135,7 +135,7 @@ public static class Problems
         Create(404, "session-not-found", "Session not found", $"There is no session {sessionId} in your organisation.");
 
     public static ProblemDetails SessionNotFound(string rawSessionId) =>
-        Create(404, "session-not-found", "Session not found", $"'{rawSessionId}' is not a session id (a UUID).");
+        Create(404, "session-not-found", "Session not found", $"'{rawSessionId}' is not a session id: a UUID written as the service writes it, 36 characters of lowercase hex digits and hyphens.");
 
     public static ProblemDetails RouteNotFound(string path) =>
         Create(404, "route-not-found", "No such endpoint", $"Nothing is served at {path}.");

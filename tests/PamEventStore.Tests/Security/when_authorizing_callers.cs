@@ -654,6 +654,34 @@ public sealed class when_authorizing_callers(PamStoreHost store)
         reply.ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
     }
 
+    public static TheoryData<string> OtherSpellings => new() { "{{{0}}}", "({0})", "{0:N}", "{0:U}", "%20{0}", "{0}%20", "%7B{0}%7D", "{0:B}" };
+
+    [Theory]
+    [MemberData(nameof(OtherSpellings))]
+    public async Task a_session_id_spelled_other_than_as_the_service_writes_it_is_no_session(string spelling)
+    {
+        // One session, one path: a proxy or access rule in front of the service that goes by the path must
+        // not be passed by another spelling of the same UUID.
+        var session = await _org.CreateSessionAsync();
+        (await _org.UploadAsync(session, 0, Lines(0, 1))).ShouldBeAccepted(0);
+        var id = spelling.Replace("{0:N}", session.ToString("N")).Replace("{0:U}", session.ToString().ToUpperInvariant()).Replace("{0:B}", session.ToString("B"))
+            .Replace("{{{0}}}", "{" + session + "}").Replace("{0}", session.ToString());
+
+        foreach (var (method, path, token) in new[]
+                 {
+                     (HttpMethod.Get, "", _org.UserToken()), (HttpMethod.Get, "/logs", _org.UserToken()), (HttpMethod.Get, "/integrity", _org.UserToken()),
+                     (HttpMethod.Get, "/upload-state", _org.GatewayToken()), (HttpMethod.Post, "/end", _org.GatewayToken()),
+                 })
+        {
+            (await _org.SendAsync(method, $"{Org.Sessions}/{id}{path}", token)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        }
+
+        (await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{id}/event-batches?startOffset=100", _org.GatewayToken(), new StringContent(Lines(1, 1), System.Text.Encoding.UTF8, "application/json")))
+            .ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        var view = await _org.SessionAsync(session);
+        (view.GetProperty("batchCount").GetInt32(), view.GetProperty("status").GetString()).ShouldBe((1, "active"));
+    }
+
     [Theory]
     [InlineData("/api/v1/pam/nothing-here")]
     [InlineData("/api/v2/pam/sessions")]
