@@ -11,12 +11,13 @@ namespace PamEventStore.Http;
 /// </summary>
 public static class KestrelPace
 {
-    public static void OfBody(HttpRequest request, int bytesPerSecond, TimeSpan grace)
+    /// <returns>Whether Kestrel now paces the body (and will cut a slow one off itself).</returns>
+    public static bool OfBody(HttpRequest request, int bytesPerSecond, TimeSpan grace)
     {
-        if (PacedPerRequest(request) && request.HttpContext.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } pace)
-        {
-            pace.MinDataRate = new MinDataRate(bytesPerSecond, grace);
-        }
+        if (!PacedPerRequest(request) || request.HttpContext.Features.Get<IHttpMinRequestBodyDataRateFeature>() is not { } pace) return false;
+
+        pace.MinDataRate = new MinDataRate(bytesPerSecond, grace);
+        return true;
     }
 
     public static void OfResponse(HttpContext http, int bytesPerSecond, TimeSpan grace)

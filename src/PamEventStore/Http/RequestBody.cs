@@ -26,10 +26,14 @@ public static class RequestBody
     /// </summary>
     public static async Task<(byte[]? Body, ProblemDetails? Problem)> ReadPacedAsync(HttpRequest request, int limit, int bytesPerSecond, TimeSpan grace, CancellationToken ct)
     {
-        KestrelPace.OfBody(request, bytesPerSecond, grace);
+        var pacedByKestrel = KestrelPace.OfBody(request, bytesPerSecond, grace);
         var deadline = grace + TimeSpan.FromSeconds((double)Math.Min(request.ContentLength ?? limit, limit) / bytesPerSecond);
         using var paced = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        paced.CancelAfter(deadline);
+
+        // Where Kestrel paces the body it cuts a slow one off first, leaving the connection in order. The
+        // deadline is then a backstop: cancelling a read in progress leaves Kestrel unable to drain the
+        // body after the answer, which it logs as an error, once per stalled upload any client can send.
+        paced.CancelAfter(pacedByKestrel ? deadline * 1.5 + TimeSpan.FromSeconds(2) : deadline);
         try
         {
             return await ReadAsync(request, limit, paced.Token);

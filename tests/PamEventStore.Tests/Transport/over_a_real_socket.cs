@@ -422,6 +422,39 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         }
     }
 
+    [Theory]
+    [InlineData("event-batches?startOffset=0")]
+    [InlineData("logs")]
+    public async Task a_body_that_stops_coming_is_answered_408_and_closed_without_an_error_in_the_log(string route)
+    {
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
+        {
+            ["Uploads:BatchGrace"] = "00:00:02",
+            ["Uploads:LegacyLogsGrace"] = "00:00:02",
+        });
+        var session = await CreateSession(on: service);
+
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            using var socket = new System.Net.Sockets.TcpClient();
+            await socket.ConnectAsync(service.BaseAddress.Host, service.BaseAddress.Port);
+            var wire = socket.GetStream();
+            await wire.WriteAsync(Encoding.ASCII.GetBytes(
+                $"POST {Org.Sessions}/{session}/{route} HTTP/1.1\r\nHost: {service.BaseAddress.Authority}\r\nAuthorization: Bearer {Gateway}\r\n" +
+                "Content-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n["));
+
+            var answer = await ReadUntilClosedAsync(wire, TimeSpan.FromSeconds(20));
+
+            answer.ShouldStartWith("HTTP/1.1 408");
+            answer.ShouldContain("request-timeout");
+        }
+
+        // A client can stall as often as it likes: that is no error of the service's, and must not fill its log with them.
+        await Task.Delay(500);
+        service.Output.ShouldNotContain("fail:", customMessage: service.Output);
+        (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(0);
+    }
+
     /// <summary>What the server sent on <paramref name="wire"/> until it closed the connection (or <paramref name="within"/> passed).</summary>
     private static async Task<string> ReadUntilClosedAsync(System.Net.Sockets.NetworkStream wire, TimeSpan within)
     {
