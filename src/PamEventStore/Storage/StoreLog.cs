@@ -8,7 +8,9 @@ namespace PamEventStore.Storage;
 /// Marten's command log, written as its default logger writes it (schema changes at Information,
 /// commands at Debug, failures at Error) but for one case: a command cancelled because its caller went
 /// away (a reader that closed its log page or live tail mid-query) is not a fault of the node, and is
-/// logged at Debug. Parameter values are left out: what fails is found by the SQL and the request's trace id.
+/// logged at Debug; nor is a session's stream found already started by a create sent twice at once, which
+/// the create answers as a retry, logged at Information. Parameter values are left out: what fails is found
+/// by the SQL and the request's trace id.
 /// </summary>
 public sealed partial class StoreLog(ILogger<IDocumentStore> logger) : IMartenLogger, IMartenSessionLogger
 {
@@ -48,6 +50,7 @@ public sealed partial class StoreLog(ILogger<IDocumentStore> logger) : IMartenLo
     private void Failed(Exception ex, string sql)
     {
         if (ex is OperationCanceledException || ex.InnerException is OperationCanceledException) Cancelled(sql);
+        else if (ex is Marten.Exceptions.ExistingStreamIdCollisionException) StartedMeanwhile(sql);
         else FailedWith(ex, sql);
     }
 
@@ -59,6 +62,9 @@ public sealed partial class StoreLog(ILogger<IDocumentStore> logger) : IMartenLo
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Marten's command was cancelled by its caller: {Sql}")]
     private partial void Cancelled(string sql);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Marten found the stream already started, by a create of the same session at the same moment (answered as its retry): {Sql}")]
+    private partial void StartedMeanwhile(string sql);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Marten encountered an exception executing\n{Sql}")]
     private partial void FailedWith(Exception ex, string sql);

@@ -42,6 +42,22 @@ public sealed class logging_the_store(PamStoreHost store)
     }
 
     [Fact]
+    public void a_session_s_stream_found_started_by_a_create_at_the_same_moment_is_no_error_of_the_node()
+    {
+        // Two creates of one session at once: the second's stream meets the first's, and it is answered as a
+        // retry of it (200), where Marten logs what failed once for the batch and twice more without SQL.
+        using var command = new NpgsqlCommand("insert into pam.mt_streams (tenant_id, id, type, version) values ($1,$2,$3,$4)");
+        var collision = (Marten.Exceptions.ExistingStreamIdCollisionException)System.Runtime.CompilerServices.RuntimeHelpers.GetUninitializedObject(
+            typeof(Marten.Exceptions.ExistingStreamIdCollisionException));
+
+        Log.LogFailure(command, collision);
+        Log.LogFailure(collision, "");
+
+        _logs.Entries.Select(e => e.Level).ShouldBe([LogLevel.Information, LogLevel.Information]);
+        _logs.Entries[0].Message.ShouldContain("already started");
+    }
+
+    [Fact]
     public void a_timeout_is_still_an_error()
     {
         using var command = new NpgsqlCommand("select 1");
