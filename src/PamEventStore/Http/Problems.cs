@@ -52,6 +52,9 @@ public static class Problems
     public static ProblemDetails UnsupportedMediaType(string? contentType, string accepted = "application/octet-stream or application/json") =>
         Create(415, "unsupported-media-type", "Unsupported content type", $"Send {accepted}, not '{contentType}'.");
 
+    public static ProblemDetails UnsupportedContentEncoding(string encoding) =>
+        Create(415, "unsupported-media-type", "Unsupported content encoding", $"Send the body as it is, without a Content-Encoding; '{encoding}' is not read.");
+
     /// <summary>A body that arrived slower than its endpoint requires: nothing of it was stored.</summary>
     public static ProblemDetails BodyTooSlow(string detail) =>
         Create(408, "request-timeout", "The request body arrived too slowly", detail);

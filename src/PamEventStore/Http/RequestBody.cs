@@ -6,15 +6,26 @@ namespace PamEventStore.Http;
 /// <summary>Reads a request body into memory up to a limit, refusing larger ones before reading them when it can.</summary>
 public static class RequestBody
 {
-    /// <summary>The gateway sends octet-stream; JSON is accepted for humans with curl.</summary>
+    /// <summary>
+    /// The gateway sends octet-stream; JSON is accepted for humans with curl. One media type, well formed,
+    /// in UTF-8 if it names a charset at all: what is read is what was meant.
+    /// </summary>
     public static bool IsAcceptedContentType(string? contentType) =>
         contentType is null
-        || contentType.StartsWith("application/octet-stream", StringComparison.OrdinalIgnoreCase)
-        || contentType.StartsWith("application/json", StringComparison.OrdinalIgnoreCase);
+        || (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var parsed)
+            && parsed.MediaType.Value is { } mediaType
+            && (mediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase) || mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
+            && (!parsed.Charset.HasValue || parsed.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)));
 
-    /// <summary>What can be refused before reading anything: the content type, a declared length over the limit.</summary>
+    /// <summary>
+    /// What can be refused before reading anything: a content type or encoding the body is not read as (a
+    /// compressed body would be stored as its compressed bytes, or refused as invalid events), a declared
+    /// length over the limit.
+    /// </summary>
     public static ProblemDetails? RefuseUnread(HttpRequest request, int limit) =>
         !IsAcceptedContentType(request.ContentType) ? Problems.UnsupportedMediaType(request.ContentType)
+        : request.Headers.ContentEncoding is { Count: > 0 } encoding && !(encoding is [{ } only] && only.Trim().Equals("identity", StringComparison.OrdinalIgnoreCase))
+            ? Problems.UnsupportedContentEncoding(encoding.ToString())
         : request.ContentLength > limit ? Problems.PayloadTooLarge(limit)
         : null;
 

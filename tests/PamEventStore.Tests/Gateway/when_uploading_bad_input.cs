@@ -133,6 +133,45 @@ public sealed class when_uploading_bad_input(PamStoreHost store)
         (await EventCount(session)).ShouldBe(events);
     }
 
+    [Theory]
+    [InlineData("event-batches?startOffset=200", "Content-Type", "application/json\u007f")]
+    [InlineData("event-batches?startOffset=200", "Content-Type", "application/json; =")]
+    [InlineData("event-batches?startOffset=200", "Content-Type", "application/json, text/plain")]
+    [InlineData("event-batches?startOffset=200", "Content-Type", "application/jsonx")]
+    [InlineData("event-batches?startOffset=200", "Content-Type", "application/json; charset=utf-16")]
+    [InlineData("event-batches?startOffset=200", "Content-Encoding", "gzip")]
+    [InlineData("event-batches?startOffset=200", "Content-Encoding", "br")]
+    [InlineData("event-batches?startOffset=200", "Content-Encoding", "identity, gzip")]
+    [InlineData("logs", "Content-Type", "application/json; charset=utf-16")]
+    [InlineData("logs", "Content-Encoding", "deflate")]
+    public async Task a_body_sent_as_something_it_would_not_be_read_as_is_refused_unread(string route, string header, string value)
+    {
+        var (session, events) = await SessionWithOneBatch();
+        var body = route == "logs" ? $$"""{"logs":{{Lines(2, 1)}}}""" : Lines(2, 1);
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(body));
+        content.Headers.TryAddWithoutValidation("Content-Type", header == "Content-Type" ? System.Text.RegularExpressions.Regex.Unescape(value) : "application/json").ShouldBeTrue();
+        if (header == "Content-Encoding") content.Headers.TryAddWithoutValidation("Content-Encoding", value).ShouldBeTrue();
+
+        var reply = await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/{route}", _org.GatewayToken(), content);
+
+        reply.ShouldBeProblem(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
+        (await EventCount(session)).ShouldBe(events);
+    }
+
+    [Theory]
+    [InlineData("application/json; charset=UTF-8", null)]
+    [InlineData("Application/JSON", null)]
+    [InlineData("application/octet-stream", "identity")]
+    public async Task a_body_sent_as_json_or_octets_in_utf_8_as_it_is_is_stored(string contentType, string? encoding)
+    {
+        var (session, _) = await SessionWithOneBatch();
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(Lines(2, 1)));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType).ShouldBeTrue();
+        if (encoding is not null) content.Headers.TryAddWithoutValidation("Content-Encoding", encoding).ShouldBeTrue();
+
+        (await _org.SendAsync(HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=200", _org.GatewayToken(), content)).ShouldBeAccepted(1);
+    }
+
     [Fact]
     public async Task an_unknown_session_is_a_session_problem_not_a_missing_route()
     {
