@@ -22,8 +22,12 @@ public static class EndSessionEndpoint
 
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/end")]
     [Authorize(Policy = PamPolicies.GatewayOrCreate)]
-    public static async Task<IResult> Post(Guid sessionId, string? reason, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, SessionSignals signals, CancellationToken ct)
+    public static async Task<IResult> Post(Guid sessionId, HttpRequest request, IDocumentSession db, Caller caller, RecordingCipher cipher, ILoggerFactory logs, TimeProvider clock, SessionSignals signals, CancellationToken ct)
     {
+        // Read here, not bound: binding joins a repeated reason into one ("a,b"), which no one sent.
+        var reasons = request.Query["reason"];
+        if (reasons.Count > 1) return Problems.InvalidRequest("reason is given more than once.").ToResult();
+        var reason = reasons.Count == 1 ? reasons[0] : null;
         if (reason is { Length: > MaxReasonLength }) return Problems.InvalidRequest($"reason is longer than {MaxReasonLength} characters.").ToResult();
         if (reason is not null && PlainText.HasControlCharacter(reason)) return Problems.InvalidRequest("reason holds a control character (a NUL, a line break, an escape...).").ToResult();
 

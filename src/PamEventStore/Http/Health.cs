@@ -12,9 +12,9 @@ public static class Health
     // One reference, swapped whole: concurrent requests never read half of an update.
     private static Answer _last = new(DateTimeOffset.MinValue, false);
 
-    /// <summary><c>GET /health</c>, anonymous: 200 when the service can reach its database, 503 when it cannot.</summary>
+    /// <summary><c>GET /health</c> (and <c>HEAD</c>, as load balancers ask), anonymous: 200 when the service can reach its database, 503 when it cannot.</summary>
     public static void MapHealth(this WebApplication app) =>
-        app.MapGet("/health", async (IDocumentStore store, TimeProvider clock, CancellationToken ct) =>
+        app.MapMethods("/health", [HttpMethods.Get, HttpMethods.Head], async (IDocumentStore store, TimeProvider clock, CancellationToken ct) =>
         {
             var last = _last;
             if (clock.GetUtcNow() - last.At > Remembered)

@@ -382,5 +382,9 @@ public sealed class when_authenticating_callers(PamStoreHost store)
 
         reply.Status.ShouldBe(HttpStatusCode.OK);
         reply.Body.GetProperty("status").GetString().ShouldBe("ok");
+
+        // As a load balancer asks (Kestrel leaves the body out of a HEAD answer; the in-memory server does not).
+        using var head = await store.Host.Server.CreateClient().SendAsync(new HttpRequestMessage(HttpMethod.Head, "/health"));
+        head.StatusCode.ShouldBe(HttpStatusCode.OK);
     }
 }

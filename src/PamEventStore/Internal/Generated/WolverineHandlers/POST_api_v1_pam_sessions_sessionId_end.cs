@@ -63,11 +63,10 @@ namespace Internal.Generated.WolverineHandlers
                 return;
             }
 
-            var reason = httpContext.Request.Query["reason"];
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Gateway.EndSessionEndpoint.Post(sessionId, reason, documentSession, caller, _recordingCipher, _loggerFactory, _timeProvider, _sessionSignals, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Gateway.EndSessionEndpoint.Post(sessionId, httpContext.Request, documentSession, caller, _recordingCipher, _loggerFactory, _timeProvider, _sessionSignals, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
