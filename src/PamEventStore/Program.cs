@@ -100,6 +100,10 @@ try
     });
     builder.Services.AddWolverineHttp();
 
+    // A JSON body (creating a session) that names a field twice is refused: otherwise the last one counts,
+    // where a proxy or access rule in front of the service may have read the first.
+    builder.Services.ConfigureHttpJsonOptions(json => json.SerializerOptions.AllowDuplicateProperties = false);
+
     // Disposed whatever the command line does: an invalid argument after the local PostgreSQL has started
     // must stop it too.
     await using var app = builder.Build();

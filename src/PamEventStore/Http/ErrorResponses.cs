@@ -8,8 +8,11 @@ namespace PamEventStore.Http;
 /// Makes every error a problem+json body with a stable type, including the ones no endpoint wrote:
 /// an unknown route, a path segment that is not a UUID, a body Kestrel refused, an unhandled exception.
 /// </summary>
-public static class ErrorResponses
+public static partial class ErrorResponses
 {
+    [System.Text.RegularExpressions.GeneratedRegex(@"'?\bPamEventStore(\.[A-Za-z0-9_`+]+)+'?")]
+    private static partial System.Text.RegularExpressions.Regex InternalTypeName();
+
     /// <summary>Seconds a caller is asked to wait when the database cannot be reached (a failover takes about this long).</summary>
     public const int DatabaseRetryAfterSeconds = 5;
 
@@ -28,6 +31,8 @@ public static class ErrorResponses
             {
                 case StatusCodes.Status400BadRequest:
                     problem.Type = Problems.TypePrefix + "invalid-request";
+                    // The JSON reader names the service's own types ("could not be converted to PamEventStore...."): say what, not where.
+                    if (problem.Detail is { } detail) problem.Detail = InternalTypeName().Replace(detail, "the request body");
                     break;
                 case StatusCodes.Status408RequestTimeout:
                     problem.Type = Problems.TypePrefix + "request-timeout";

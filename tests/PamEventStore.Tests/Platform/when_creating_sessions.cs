@@ -485,6 +485,33 @@ public sealed class when_creating_sessions(PamStoreHost store)
         (await Create("{")).ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
     }
 
+    [Theory]
+    [InlineData("projectId", "\"project-2\"")]
+    [InlineData("id", "\"01a2480c-3dc7-7192-8555-ed8edbb1b14e\"")]
+    public async Task a_field_named_twice_is_a_bad_request_whichever_a_proxy_would_have_read(string field, string other)
+    {
+        // A proxy or access rule in front of the service may read the first, where a lenient reader takes the last.
+        var json = "{\"" + field + "\":" + other + "," + Body().ToJsonString()[1..];
+        json.ShouldContain($"\"{field}\"");
+
+        var reply = await Create(json);
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+        reply.Body.GetProperty("detail").GetString()!.ShouldContain(field);
+    }
+
+    [Theory]
+    [InlineData("{\"id\":\"not-a-uuid\"}")]
+    [InlineData("{\"projectId\":[1]}")]
+    [InlineData("[]")]
+    public async Task a_bad_request_s_detail_names_no_type_of_the_service(string json)
+    {
+        var reply = await Create(json);
+
+        reply.ShouldBeProblem(HttpStatusCode.BadRequest, "invalid-request");
+        reply.Body.GetProperty("detail").GetString()!.ShouldNotContain("PamEventStore");
+    }
+
     [Fact]
     public async Task a_json_null_body_is_a_bad_request_not_a_server_error()
     {
