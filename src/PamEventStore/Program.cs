@@ -112,6 +112,7 @@ try
     app.UseAuthentication();
     app.UseAuthorization();
     app.UseCanonicalSessionIds();
+    app.UseJsonBodies();
 
     app.MapHealth();
     app.MapWolverineEndpoints(opts =>

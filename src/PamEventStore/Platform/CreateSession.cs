@@ -25,6 +25,9 @@ public sealed record CreateSession(
 
 public static partial class CreateSessionEndpoint
 {
+    /// <summary>A session's description: a few names and ids of at most 256 characters each.</summary>
+    public const int MaxBodyBytes = 64 * 1024;
+
     [GeneratedRegex(@"^[a-z0-9][a-z0-9_-]{0,39}\z")]
     private static partial Regex ResourceTypePattern();
 
@@ -64,6 +67,7 @@ public static partial class CreateSessionEndpoint
     /// </summary>
     [WolverinePost("/api/v1/pam/sessions")]
     [Authorize(Policy = PamPolicies.Create)]
+    [JsonBody(MaxBodyBytes)]
     public static async Task<IResult> Post(CreateSession command, IDocumentSession db, Caller caller, RecordingCipher cipher, TimeProvider clock, CancellationToken ct)
     {
         var sessionId = command.Id ?? Guid.CreateVersion7();

@@ -396,13 +396,36 @@ public sealed class when_creating_sessions(PamStoreHost store)
     [Theory]
     [InlineData("text/plain")]
     [InlineData("application/octet-stream")]
-    public async Task a_body_that_is_not_json_is_refused_as_the_uploads_refuse_one(string contentType)
+    [InlineData("application/merge-patch+json")]
+    [InlineData("application/json-patch+json")]
+    [InlineData("text/json")]
+    [InlineData("application/json; charset=utf-16")]
+    [InlineData("application/json, text/plain")]
+    [InlineData(null)]
+    public async Task a_body_that_is_not_declared_json_in_utf_8_is_refused_as_the_uploads_refuse_one(string? contentType)
     {
-        var reply = await _org.SendAsync(HttpMethod.Post, Org.Sessions, _org.UserToken(), new StringContent(Body().ToJsonString(), Encoding.UTF8, contentType));
+        var id = Guid.NewGuid();
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(Body(id).ToJsonString()));
+        if (contentType is not null) content.Headers.TryAddWithoutValidation("Content-Type", contentType).ShouldBeTrue();
+
+        var reply = await _org.SendAsync(HttpMethod.Post, Org.Sessions, _org.UserToken(), content);
 
         reply.ShouldBeProblem(HttpStatusCode.UnsupportedMediaType, "unsupported-media-type");
         reply.Body.GetProperty("detail").GetString()!.ShouldContain("application/json");
+        (await StreamCount(id)).ShouldBe(0);
     }
+
+    [Theory]
+    [InlineData("application/json")]
+    [InlineData("application/json; charset=utf-8")]
+    public async Task a_body_declared_json_in_utf_8_is_read(string contentType)
+    {
+        var content = new ByteArrayContent(Encoding.UTF8.GetBytes(Body().ToJsonString()));
+        content.Headers.TryAddWithoutValidation("Content-Type", contentType).ShouldBeTrue();
+
+        (await _org.SendAsync(HttpMethod.Post, Org.Sessions, _org.UserToken(), content)).Status.ShouldBe(HttpStatusCode.Created);
+    }
+
 
     [Fact]
     public async Task the_empty_uuid_is_not_a_session_id()

@@ -455,6 +455,26 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{session}", User)).Body.GetProperty("session").GetProperty("eventCount").GetInt64().ShouldBe(0);
     }
 
+    [Fact]
+    public async Task a_create_body_larger_than_a_session_s_description_needs_is_refused_with_its_limit()
+    {
+        // Kestrel holds a request to the endpoint's own limit (the in-memory server does not), not to the server's, set for whole recordings.
+        var id = Guid.NewGuid();
+        var body = new Dictionary<string, object?>
+        {
+            ["id"] = id, ["projectId"] = "p", ["resourceType"] = "ssh", ["resourceName"] = "web", ["accountName"] = "root", ["userId"] = "alice",
+            ["padding"] = new string(' ', PamEventStore.Platform.CreateSessionEndpoint.MaxBodyBytes),
+        };
+
+        var reply = await Send(HttpMethod.Post, Org.Sessions, User, JsonContent.Create(body));
+
+        reply.ShouldBeProblem(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
+        reply.Body.GetProperty("limit").GetInt64().ShouldBe(PamEventStore.Platform.CreateSessionEndpoint.MaxBodyBytes);
+        (await Send(HttpMethod.Get, $"{Org.Sessions}/{id}", User)).ShouldBeProblem(HttpStatusCode.NotFound, "session-not-found");
+        body.Remove("padding");
+        (await Send(HttpMethod.Post, Org.Sessions, User, JsonContent.Create(body))).Status.ShouldBe(HttpStatusCode.Created);
+    }
+
     /// <summary>What the server sent on <paramref name="wire"/> until it closed the connection (or <paramref name="within"/> passed).</summary>
     private static async Task<string> ReadUntilClosedAsync(System.Net.Sockets.NetworkStream wire, TimeSpan within)
     {
