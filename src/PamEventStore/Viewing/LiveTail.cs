@@ -119,7 +119,8 @@ public static class LiveTailEndpoint
             var services = http.RequestServices;
             var options = services.GetRequiredService<IOptions<LiveTailOptions>>().Value;
             var grace = services.GetRequiredService<IOptions<UploadOptions>>().Value.EndedSessionGrace;
-            var pageBytes = services.GetRequiredService<IOptions<LogPageOptions>>().Value.MaxBytes;
+            var pages = services.GetRequiredService<IOptions<LogPageOptions>>().Value;
+            var pageBytes = pages.MaxBytes;
             var signals = services.GetRequiredService<SessionSignals>();
             var pageTurns = services.GetRequiredService<PageTurns>();
             var cipher = services.GetRequiredService<RecordingCipher>();
@@ -135,6 +136,11 @@ public static class LiveTailEndpoint
             http.Response.Headers["X-Accel-Buffering"] = "no";
             var output = http.Response.BodyWriter;
             var lastWrite = clock.GetTimestamp();
+
+            // Its batches are written holding a page turn: a client that stops taking them is cut off at a
+            // page's pace, not Kestrel's own (240 B/s), which would keep the turn from every page for hours.
+            // Kestrel measures only writes in flight, so a tail waiting for the next batch is not cut.
+            KestrelPace.OfResponse(http, pages.MinBytesPerSecond, pages.Grace);
 
             // One event: its data written in parts straight into the response, on one line as SSE data must be.
             async Task<bool> SendAsync(string? id, string name, params ReadOnlyMemory<byte>[] data)
