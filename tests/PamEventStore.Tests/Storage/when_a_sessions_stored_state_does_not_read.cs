@@ -29,6 +29,10 @@ public sealed class when_a_sessions_stored_state_does_not_read(PamStoreHost stor
     [InlineData("data = jsonb_set(data, '{status}', '\"paused\"')")] // a status this version does not know
     [InlineData("data = jsonb_set(data, '{version}', '\"x\"')")]
     [InlineData("data = jsonb_set(data, '{createdAt}', '\"yesterday\"')")]
+    [InlineData("data = '{}'::jsonb")] // reads as all defaults: an empty session that never started
+    [InlineData("data = '{\"bogus\":1}'::jsonb")]
+    [InlineData("data = jsonb_set(data, '{projectId}', 'null')")]
+    [InlineData("data = jsonb_set(data, '{batchCount}', '-5')")] // a count no session can have
     public async Task every_request_about_it_is_a_problem_of_that_session_and_nothing_is_stored(string alteration)
     {
         var session = await RecordedWithUnreadableState(alteration);
