@@ -37,6 +37,8 @@ try
         .ValidateOnStart();
     builder.Services.AddOptions<UploadOptions>().BindConfiguration(UploadOptions.Section)
         .Validate(o => o.MaxBatchBytes > 0 && o.MaxLegacyLogsBytes > 0 && o.EndedSessionGrace >= TimeSpan.Zero, "Uploads limits must be positive.")
+        .Validate(o => o.MaxBatchBytes <= UploadOptions.MaxBodyBytes && o.MaxLegacyLogsBytes <= UploadOptions.MaxBodyBytes && o.EndedSessionGrace <= UploadOptions.MaxEndedSessionGrace,
+            $"Uploads:MaxBatchBytes and Uploads:MaxLegacyLogsBytes must be at most {UploadOptions.MaxBodyBytes} and Uploads:EndedSessionGrace at most {UploadOptions.MaxEndedSessionGrace.TotalDays:0} days.")
         .Validate(o => o.CommitWriters > 0 && o.MaxSessionsPerCommit > 0 && o.MaxBytesInFlight > 0, "Uploads:CommitWriters, Uploads:MaxSessionsPerCommit and Uploads:MaxBytesInFlight must be positive.")
         .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
         .Validate(o => o.LegacyLogsWaiting >= 0 && o.LegacyLogsMinBytesPerSecond > 0 && o.LegacyLogsGrace > TimeSpan.FromSeconds(1), "Uploads:LegacyLogsWaiting must not be negative, Uploads:LegacyLogsMinBytesPerSecond must be positive and Uploads:LegacyLogsGrace over a second.")
@@ -47,7 +49,7 @@ try
     builder.WebHost.ConfigureKestrel((context, kestrel) =>
     {
         var uploads = context.Configuration.GetSection(UploadOptions.Section).Get<UploadOptions>() ?? new UploadOptions();
-        kestrel.Limits.MaxRequestBodySize = Math.Max(uploads.MaxBatchBytes, uploads.MaxLegacyLogsBytes) + 1024 * 1024;
+        kestrel.Limits.MaxRequestBodySize = Math.Max((long)uploads.MaxBatchBytes, uploads.MaxLegacyLogsBytes) + 1024 * 1024;
     });
 
     builder.Services.AddSingleton(sp => MasterKeys.FromConfiguration(builder.Configuration, builder.Environment, dataDirectory));
@@ -160,5 +162,6 @@ static bool OnlySettings(string[] args)
         if (++i >= args.Length) return false;
     }
 
-    return args.Length > 0;
+    // No arguments at all is the plain `dotnet run`: the service runs, and a failure to start is ours to say in one line.
+    return true;
 }

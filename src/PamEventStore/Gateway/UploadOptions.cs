@@ -5,6 +5,12 @@ public sealed class UploadOptions
 {
     public const string Section = "Uploads";
 
+    /// <summary>The most either body limit may be set to (1 GiB): a body is read whole into memory.</summary>
+    public const int MaxBodyBytes = 1024 * 1024 * 1024;
+
+    /// <summary>The longest <see cref="EndedSessionGrace"/> may be: a month.</summary>
+    public static readonly TimeSpan MaxEndedSessionGrace = TimeSpan.FromDays(30);
+
     /// <summary>
     /// Largest accepted event batch. Infisical's platform takes 1 MiB and its gateway sizes chunks at
     /// 512 KiB to fit; a gateway sends one batch per 10 s, so this is far above a busy terminal.

@@ -47,7 +47,16 @@ public static class TokenSigning
         }
 
         if (!string.IsNullOrWhiteSpace(options.SigningKey)) return FromBase64(options.SigningKey, "Auth:SigningKey");
-        if (!string.IsNullOrWhiteSpace(options.Authority)) return null;
+        if (!string.IsNullOrWhiteSpace(options.Authority))
+        {
+            // Refused here rather than by the token handler on the first request, where every request,
+            // /health too, would fail with a 500 while the node looked up.
+            if (!Uri.TryCreate(options.Authority, UriKind.Absolute, out var authority) || authority.Scheme is not ("https" or "http"))
+                throw new StartRefusedException($"Auth:Authority '{options.Authority}' is not an absolute http(s) URL of the OIDC issuer.");
+            if (authority.Scheme == "http" && options.RequireHttpsMetadata)
+                throw new StartRefusedException($"Auth:Authority '{options.Authority}' is not https; its signing keys would be fetched unprotected. Use https, or set Auth:RequireHttpsMetadata=false for an issuer on a trusted network.");
+            return null;
+        }
 
         if (environment.IsProduction())
         {

@@ -20,6 +20,18 @@ public sealed class LocalDataDirectory(string path)
     /// </summary>
     public string ReadOrCreateSecret(string name, Func<string> create)
     {
+        try
+        {
+            return ReadOrCreate(name, create);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartRefusedException($"LocalData:Directory '{Path}' cannot hold the node's development keys: {e.Message}");
+        }
+    }
+
+    private string ReadOrCreate(string name, Func<string> create)
+    {
         var path = PathOf(name);
         if (File.Exists(path)) return File.ReadAllText(path);
 

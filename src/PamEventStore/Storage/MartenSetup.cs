@@ -57,7 +57,17 @@ public static class MartenSetup
     /// </summary>
     public static string Tuned(string connectionString)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        NpgsqlConnectionStringBuilder builder;
+        try
+        {
+            builder = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
+        {
+            // The message names the position or the key, never the password.
+            throw new StartRefusedException($"ConnectionStrings:Marten is not a PostgreSQL connection string: {e.Message}");
+        }
+
         if (!HasKey(connectionString, "No Reset On Close")) builder.NoResetOnClose = true;
         if (!HasKey(connectionString, "Max Auto Prepare")) builder.MaxAutoPrepare = 64;
         if (!HasKey(connectionString, "Auto Prepare Min Usages")) builder.AutoPrepareMinUsages = 2;

@@ -721,6 +721,34 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         badSettingOutput.ShouldNotContain(" at ");
     }
 
+    public static TheoryData<string, string, string> SettingsThatDoNotWork => new()
+    {
+        { "Uploads:MaxBatchBytes", "abc", "Failed to convert configuration value 'abc' at 'Uploads:MaxBatchBytes'" },
+        { "Uploads:CompressContent", "maybe", "Failed to convert configuration value 'maybe' at 'Uploads:CompressContent'" },
+        { "Uploads:MaxBatchBytes", "2147483647", "Uploads:MaxBatchBytes and Uploads:MaxLegacyLogsBytes must be at most" },
+        { "Uploads:EndedSessionGrace", "10675198.00:00:00", "Uploads:MaxBatchBytes and Uploads:MaxLegacyLogsBytes must be at most 1073741824 and Uploads:EndedSessionGrace at most 30 days" },
+        { "ConnectionStrings:Marten", "garbage", "ConnectionStrings:Marten is not a PostgreSQL connection string" },
+        { "ConnectionStrings:Marten", "Host=127.0.0.1;Port=notaport", "ConnectionStrings:Marten is not a PostgreSQL connection string" },
+        { "ConnectionStrings:Marten", "Host=127.0.0.1;Port=1;Database=x;Username=x;Password=secret-word;Timeout=2", "PostgreSQL (ConnectionStrings:Marten) cannot be used: Failed to connect to 127.0.0.1:1" },
+        { "ASPNETCORE_URLS", "garbage", "Invalid url: 'garbage'" },
+        { "Auth:Authority", "http://issuer.example", "Auth:Authority 'http://issuer.example' is not https" },
+        { "Auth:Authority", "not-a-url", "Auth:Authority 'not-a-url' is not an absolute http(s) URL" },
+    };
+
+    [Theory]
+    [MemberData(nameof(SettingsThatDoNotWork))]
+    public async Task a_setting_that_cannot_work_stops_the_node_in_one_line_before_it_serves(string key, string value, string reason)
+    {
+        var settings = new Dictionary<string, string>(InProduction) { [key] = value };
+        if (key == "Auth:Authority") settings.Remove("Auth:SigningKey");
+
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(settings);
+
+        ShouldRefuseInOneLine(exitCode, output, reason);
+        output.Split('\n').ShouldNotContain(line => line.TrimStart().StartsWith("at "), output);
+        output.ShouldNotContain("secret-word");
+    }
+
     /// <summary>This test's settings in Production, on a port of its own.</summary>
     private Dictionary<string, string> InProduction =>
         new(Settings) { ["ASPNETCORE_ENVIRONMENT"] = "Production", ["ASPNETCORE_URLS"] = "http://127.0.0.1:0" };
