@@ -9,6 +9,13 @@ using PamEventStore.Gateway.Watching;
 //   dotnet run --project src/PamEventStore.Gateway -- replay --cast demo.cast --speed 2
 
 var url = new Option<string>("--url") { Description = "The service", DefaultValueFactory = _ => "http://127.0.0.1:5080" };
+url.Validators.Add(result =>
+{
+    if (!Uri.TryCreate(result.GetValueOrDefault<string>(), UriKind.Absolute, out var address) || address.Scheme is not ("http" or "https"))
+        result.AddError("--url must be the service's absolute http(s) address, e.g. http://127.0.0.1:5080.");
+    else if (address.AbsolutePath != "/")
+        result.AddError("--url is the service's root (its paths start with /api/v1/pam/sessions), without a path of its own.");
+});
 var org = new Option<string>("--org") { Description = "Organisation (tenant) to work in", DefaultValueFactory = _ => "acme" };
 var signingKeyFile = new Option<FileInfo>("--signing-key-file")
 {
@@ -23,6 +30,14 @@ var kind = new Option<string>("--kind") { Description = "terminal (SSH) or sql (
 var interval = new Option<TimeSpan>("--interval") { Description = "Flush interval per session (500ms, 10s, 2m)", DefaultValueFactory = _ => TimeSpan.FromSeconds(10), CustomParser = Duration };
 var duration = new Option<TimeSpan>("--duration") { Description = "How long to run (500ms, 10s, 2m)", DefaultValueFactory = _ => TimeSpan.FromMinutes(1), CustomParser = Duration };
 var batchBytes = new Option<int>("--batch-bytes") { Description = "Recorded JSON per session per interval", DefaultValueFactory = _ => 4096 };
+foreach (var count in new[] { gateways, sessions, batchBytes })
+{
+    count.Validators.Add(result =>
+    {
+        if (result.GetValueOrDefault<int>() <= 0) result.AddError($"{count.Name} must be a positive number.");
+    });
+}
+
 var infisical = new Option<bool>("--infisical") { Description = "Behave exactly like an Infisical gateway: no endOffset" };
 kind.AcceptOnlyFromAmong("terminal", "sql");
 
@@ -31,7 +46,7 @@ cast.AcceptExistingOnly();
 var speed = new Option<double>("--speed") { Description = "Playback speed", DefaultValueFactory = _ => 1.0 };
 speed.Validators.Add(result =>
 {
-    if (result.GetValueOrDefault<double>() is not (> 0 and < double.PositiveInfinity)) result.AddError("--speed must be a positive number, e.g. 2 for twice as fast.");
+    if (result.GetValueOrDefault<double>() is not (>= 0.001 and <= 1000)) result.AddError("--speed must be between 0.001 and 1000, e.g. 2 for twice as fast.");
 });
 var gatewayId = new Option<string>("--gateway") { Description = "Gateway id", DefaultValueFactory = _ => "gw-1" };
 
@@ -80,10 +95,12 @@ replay.SetAction(async (parse, ct) =>
 
     try
     {
-        var sessionId = await new LiveReplay(new PamApiClient(http), Tokens(parse), parse.GetValue(org)!, parse.GetValue(gatewayId)!)
+        var (sessionId, complete) = await new LiveReplay(new PamApiClient(http), Tokens(parse), parse.GetValue(org)!, parse.GetValue(gatewayId)!)
             .RunAsync(recording, parse.GetValue(speed), parse.GetValue(interval), Console.WriteLine, ct);
         Console.WriteLine(sessionId);
-        return 0;
+
+        // Ended without what the service refused: the session holds less than the cast, which is a failure to say.
+        return complete ? 0 : 1;
     }
     catch (InvalidOperationException e)
     {
@@ -112,7 +129,18 @@ watch.SetAction(async (parse, ct) =>
     }
 });
 
-return await new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay, watch }.Parse(args).InvokeAsync();
+var root = new RootCommand("pam-gateway: gateway simulator and reference client for PamEventStore") { simulate, replay, watch };
+try
+{
+    return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+}
+catch (Exception e) when (e is HttpRequestException or IOException or UnauthorizedAccessException or FormatException or ArgumentException or InvalidOperationException or OverflowException
+                              || (e is TaskCanceledException && e.InnerException is TimeoutException))
+{
+    // What the user can act on, in one line: the service unreachable or refusing, a file, a key, a value.
+    Console.Error.WriteLine($"pam-gateway: {e.Message}{(e.InnerException is { } inner && !e.Message.Contains(inner.Message, StringComparison.Ordinal) ? $" ({inner.Message})" : "")}");
+    return 1;
+}
 
 static TimeSpan Duration(System.CommandLine.Parsing.ArgumentResult result)
 {
@@ -126,5 +154,29 @@ static TimeSpan Duration(System.CommandLine.Parsing.ArgumentResult result)
     return default;
 }
 
-DevelopmentTokens Tokens(ParseResult parse) =>
-    DevelopmentTokens.FromBase64(parse.GetValue(signingKey) ?? File.ReadAllText(parse.GetValue(signingKeyFile)!.FullName));
+DevelopmentTokens Tokens(ParseResult parse)
+{
+    if (parse.GetValue(signingKey) is { } given) return KeyFrom(given, "--signing-key");
+    var file = parse.GetValue(signingKeyFile)!;
+    if (!file.Exists)
+    {
+        throw new FileNotFoundException(
+            $"no token signing key at {file.FullName}: give --signing-key-file (the service writes its development key to src/PamEventStore/.pamstore/token-signing.key when it first runs) or --signing-key.");
+    }
+
+    return KeyFrom(File.ReadAllText(file.FullName), file.FullName);
+}
+
+static DevelopmentTokens KeyFrom(string base64, string source)
+{
+    var refusal = $"the token signing key from {source} is not the service's key (base64 of at least 32 bytes)";
+    try
+    {
+        if (Convert.FromBase64String(base64.Trim()).Length < 32) throw new FormatException($"{refusal}: it is shorter.");
+        return DevelopmentTokens.FromBase64(base64.Trim());
+    }
+    catch (FormatException e) when (!e.Message.StartsWith(refusal, StringComparison.Ordinal))
+    {
+        throw new FormatException($"{refusal}: {e.Message}", e);
+    }
+}

@@ -12,6 +12,9 @@ public static class Repository
 
     public static string ServiceAssembly => Path.Combine(ServiceDirectory, "bin", Configuration, "net10.0", "PamEventStore.dll");
 
+    /// <summary>pam-gateway, the gateway simulator and reference client, as the solution builds it.</summary>
+    public static string GatewayAssembly => Path.Combine(Root, "src", "PamEventStore.Gateway", "bin", Configuration, "net10.0", "pam-gateway.dll");
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -13,6 +13,9 @@ public sealed record CastEvent(double Time, string Code, string Data);
 /// </summary>
 public sealed record Asciicast(int Width, int Height, IReadOnlyList<CastEvent> Events)
 {
+    /// <summary>The latest an event may come into a recording: a year, far past any session, and a time any speed can still play.</summary>
+    public const double MaxSeconds = 365 * 24 * 3600;
+
     /// <exception cref="FormatException">The text is not an asciicast of version 2 or 3: which line, and why.</exception>
     public static Asciicast Read(TextReader reader)
     {
@@ -48,6 +51,7 @@ public sealed record Asciicast(int Width, int Height, IReadOnlyList<CastEvent> E
                 if (!double.IsFinite(at) || at < 0) throw new FormatException("its time is negative.");
                 time = version == 2 ? at : time + at;
                 if (version == 2 && events.Count > 0 && time < events[^1].Time) throw new FormatException("its time is before the event before it.");
+                if (time > MaxSeconds) throw new FormatException($"its time is past {MaxSeconds:0} s (a year) into the recording.");
                 events.Add(new CastEvent(time, item[1].GetString()!, item[2].GetString()!));
             }
 

@@ -10,9 +10,12 @@ namespace PamEventStore.Gateway.Replay;
 /// their own pace (scaled by <c>speed</c>) and are flushed every interval, so a viewer polling the log
 /// sees the session unfold.
 /// </summary>
+/// <summary>The session a replay recorded; <see cref="Complete"/> is false when the service refused its final upload, so it holds less than the cast.</summary>
+public sealed record ReplayResult(Guid SessionId, bool Complete);
+
 public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, string orgId, string gatewayId)
 {
-    public async Task<Guid> RunAsync(Asciicast cast, double speed, TimeSpan interval, Action<string> progress, CancellationToken ct)
+    public async Task<ReplayResult> RunAsync(Asciicast cast, double speed, TimeSpan interval, Action<string> progress, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(speed);
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
@@ -46,7 +49,7 @@ public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, st
 
         if (end.Refused is { } refused) progress($"session {sessionId}: its final upload was refused ({(int)refused.Status} {refused.ProblemType}); ended without it");
         progress($"session {sessionId}: ended" + (end.Seal is not { } seal ? "" : $", sealed at event {seal.Length}: {seal.Head}"));
-        return sessionId;
+        return new ReplayResult(sessionId, end.Refused is null);
     }
 
     /// <summary>o/i become output/input events; r (resize, "COLSxROWS") a resize event; markers are not recorded.</summary>

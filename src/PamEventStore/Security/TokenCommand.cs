@@ -32,12 +32,28 @@ public sealed class TokenInput : NetCoreInput
 [Description("Print a signed bearer token (gateway, user or identity) for development", Name = "token")]
 public sealed class TokenCommand : JasperFxCommand<TokenInput>
 {
+    /// <summary>The longest a development token may live: a year.</summary>
+    public const int MaxHours = 24 * 365;
+
     public override bool Execute(TokenInput input)
     {
         var actors = new[] { input.GatewayFlag, input.UserFlag, input.IdentityFlag }.Count(a => !string.IsNullOrWhiteSpace(a));
         if (string.IsNullOrWhiteSpace(input.OrgFlag) || actors != 1)
         {
             Console.Error.WriteLine("Give --org and exactly one of --gateway, --user or --identity.");
+            return false;
+        }
+
+        // What the service would refuse anyway is refused here, not printed as a token that never works.
+        if (input.OrgFlag.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            Console.Error.WriteLine("--org holds whitespace or control characters: the service refuses such a token.");
+            return false;
+        }
+
+        if (input.HoursFlag is <= 0 or > MaxHours)
+        {
+            Console.Error.WriteLine($"--hours must be between 1 and {MaxHours} (a year).");
             return false;
         }
 

@@ -402,7 +402,8 @@ public sealed class the_reference_gateway(PamStoreHost store)
         var client = Client();
 
         var progress = new List<string>();
-        var sessionId = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), progress.Add, CancellationToken.None);
+        var (sessionId, complete) = await new LiveReplay(client, _tokens, _org, "gw-1").RunAsync(cast, speed: 1, TimeSpan.FromMilliseconds(50), progress.Add, CancellationToken.None);
+        complete.ShouldBeTrue();
 
         var seal = KeptHead.SealOf(await client.GetSessionAsync(_tokens.Platform(_org), sessionId)).ShouldNotBeNull();
         progress[^1].ShouldBe($"session {sessionId}: ended, sealed at event {seal.Length}: {seal.Head}");

@@ -658,14 +658,19 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
         reply.Body.GetProperty("limit").GetInt64().ShouldBe(1000);
     }
 
-    [Fact]
-    public async Task the_token_command_refuses_scopes_on_a_gateway_token()
+    [Theory]
+    [InlineData("takes no --scope", "--gateway", "gw-1", "--scope", "pam.sessions.read")]
+    [InlineData("--hours must be between 1 and 8760", "--gateway", "gw-1", "--hours", "0")]
+    [InlineData("--hours must be between 1 and 8760", "--gateway", "gw-1", "--hours", "99999999")]
+    [InlineData("--org holds whitespace", "--gateway", "gw-1", "--org", "a b")]
+    public async Task the_token_command_refuses_a_token_the_service_would_not_take(string saying, params string[] arguments)
     {
-        var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, "token", "--org", _org, "--gateway", "gw-1", "--scope", "pam.sessions.read");
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(Settings, ["token", .. arguments.Contains("--org") ? [] : new[] { "--org", _org }, .. arguments]);
 
         exitCode.ShouldNotBe(0, output);
-        output.ShouldContain("takes no --scope");
+        output.ShouldContain(saying);
         output.ShouldNotContain("eyJ");
+        output.Split('\n').ShouldNotContain(line => line.TrimStart().StartsWith("at "), output);
     }
 
     [Fact]
