@@ -118,9 +118,20 @@ watch.SetAction(async (parse, ct) =>
     var session = parse.GetValue(sessionToWatch);
     try
     {
-        var ended = await new SessionWatch(new PamApiClient(http), Tokens(parse).Platform(parse.GetValue(org)!), session)
-            .RunAsync(parse.GetValue(from), Console.Out, Console.Error.WriteLine, ct);
-        return ended is null ? 1 : 0;
+        var client = new PamApiClient(http);
+        var reader = Tokens(parse).Platform(parse.GetValue(org)!);
+        var ended = await new SessionWatch(client, reader, session).RunAsync(parse.GetValue(from), Console.Out, Console.Error.WriteLine, ct);
+        if (ended is not null) return 0;
+
+        // The stream closed without the session's end: a tail that is over has nothing more to send.
+        if ((await client.GetSessionAsync(reader, session, ct)).GetProperty("status").GetString() == "ended")
+        {
+            Console.Error.WriteLine($"[session {session} is over: nothing more to show from there; --from 0 shows it from its start]");
+            return 0;
+        }
+
+        Console.Error.WriteLine($"[the service closed the stream before session {session} ended]");
+        return 1;
     }
     catch (HttpRequestException e) when (e.StatusCode is not null)
     {

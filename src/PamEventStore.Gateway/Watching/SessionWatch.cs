@@ -16,6 +16,7 @@ public sealed class SessionWatch(PamApiClient client, string readerToken, Guid s
     {
         long? last = null;
         JsonElement? ended = null;
+        var resumed = false;
         while (true)
         {
             try
@@ -39,8 +40,14 @@ public sealed class SessionWatch(PamApiClient client, string readerToken, Guid s
 
                 return ended;
             }
+            // A service that cannot be reached at all is said at once: there is nothing to resume.
+            catch (HttpRequestException e) when (e.StatusCode is null && last is null && ended is null && !resumed && !ct.IsCancellationRequested)
+            {
+                throw new HttpRequestException($"the service cannot be reached: {e.Message}", e.InnerException);
+            }
             catch (Exception e) when (e is HttpRequestException { StatusCode: null } or IOException && !ct.IsCancellationRequested)
             {
+                resumed = true;
                 progress($"[connection lost: {e.Message}; resuming after batch {last?.ToString() ?? "none"}]");
                 await Task.Delay(TimeSpan.FromSeconds(1), ct);
             }

@@ -84,6 +84,9 @@ public sealed class the_gateway_command_line(PamStoreHost store) : IDisposable
         ShouldFailSaying(await RunAsync("replay", "--signing-key", Key, "--cast", _directory), "pam-gateway:");
         ShouldFailSaying(await RunAsync("replay", "--signing-key", Key, "--cast", Cast("[0.1, \"o\", \"a\"]"), "--url", "http://127.0.0.1:1"), "pam-gateway: Connection refused");
         ShouldFailSaying(await RunAsync("simulate", "--signing-key", Key, "--url", "http://127.0.0.1:1", "--duration", "1s"), "pam-gateway: Connection refused");
+
+        // A watcher that never reached the service has nothing to resume: it says so instead of retrying forever.
+        ShouldFailSaying(await RunAsync("watch", "--signing-key", Key, "--url", "http://127.0.0.1:1", "--session", Guid.NewGuid().ToString()), "pam-gateway: the service cannot be reached");
     }
 
     [Fact]
