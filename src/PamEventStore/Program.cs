@@ -64,7 +64,7 @@ try
     builder.Services.AddSingleton<SessionSignals>();
     builder.Services.AddSingleton<LiveTailTurns>();
     builder.Services.AddOptions<LiveTailOptions>().BindConfiguration(LiveTailOptions.Section)
-        .Validate(o => o.AtOnce > 0 && o.Poll > TimeSpan.Zero && o.KeepAlive > TimeSpan.Zero, "LiveTail:AtOnce, LiveTail:Poll and LiveTail:KeepAlive must be positive.")
+        .Validate(o => o.AtOnce > 0 && o.AtOncePerOrg > 0 && o.Poll > TimeSpan.Zero && o.KeepAlive > TimeSpan.Zero, "LiveTail:AtOnce, LiveTail:AtOncePerOrg, LiveTail:Poll and LiveTail:KeepAlive must be positive.")
         .ValidateOnStart();
 
     builder.AddPamSecurity(dataDirectory);

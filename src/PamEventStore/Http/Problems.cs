@@ -93,10 +93,10 @@ public static class Problems
             new Dictionary<string, object?> { ["pagesAtOnce"] = turns, [RetryAfter] = retryAfterSeconds });
 
     /// <summary>The node already serves as many live tails as it may: poll the log pages meanwhile, or come back later.</summary>
-    public static ProblemDetails LiveTailsBusy(int atOnce, int retryAfterSeconds) =>
+    public static ProblemDetails LiveTailsBusy(int atOnce, int atOncePerOrg, int retryAfterSeconds) =>
         Create(503, "busy", "The node is busy",
-            $"This node already serves {atOnce} live tails. Read the log pages meanwhile, or try again in {retryAfterSeconds} s.",
-            new Dictionary<string, object?> { ["liveTailsAtOnce"] = atOnce, [RetryAfter] = retryAfterSeconds });
+            $"This node already serves {atOnce} live tails, or {atOncePerOrg} of your organisation's. Read the log pages meanwhile, or try again in {retryAfterSeconds} s.",
+            new Dictionary<string, object?> { ["liveTailsAtOnce"] = atOnce, ["liveTailsAtOncePerOrg"] = atOncePerOrg, [RetryAfter] = retryAfterSeconds });
 
     /// <summary>
     /// PostgreSQL cannot be reached, or the connection failed mid-request: send the request again later.

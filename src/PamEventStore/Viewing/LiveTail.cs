@@ -24,6 +24,9 @@ public sealed class LiveTailOptions
     /// <summary>Tails a node serves at once; the next is answered 503 <c>busy</c>. A tail holds a connection, not a database connection, between reads.</summary>
     public int AtOnce { get; set; } = 256;
 
+    /// <summary>Of those, the most one org's readers hold at once: no org's readers take every tail from the others.</summary>
+    public int AtOncePerOrg { get; set; } = 64;
+
     /// <summary>How often a tail reads the store when this node stored nothing in its session meanwhile (another node may have).</summary>
     public TimeSpan Poll { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -31,14 +34,58 @@ public sealed class LiveTailOptions
     public TimeSpan KeepAlive { get; set; } = TimeSpan.FromSeconds(15);
 }
 
-/// <summary>The node's turns for live tails (<see cref="LiveTailOptions.AtOnce"/>): none is waited for.</summary>
+/// <summary>
+/// The node's turns for live tails (<see cref="LiveTailOptions.AtOnce"/>, at most
+/// <see cref="LiveTailOptions.AtOncePerOrg"/> of them an org's): none is waited for.
+/// </summary>
 public sealed class LiveTailTurns(IOptions<LiveTailOptions> options)
 {
     private readonly Turns _turns = new(options.Value.AtOnce, TimeSpan.Zero, 0);
+    private readonly Lock _gate = new();
+    private readonly Dictionary<string, int> _heldBy = new(StringComparer.Ordinal);
 
     public int AtOnce => _turns.AtOnce;
 
-    public Task<IDisposable?> TakeAsync(CancellationToken ct) => _turns.TakeAsync(ct);
+    public int AtOncePerOrg => options.Value.AtOncePerOrg;
+
+    /// <summary>A turn, or null when the node's are all taken or <paramref name="orgId"/>'s share is.</summary>
+    public async Task<IDisposable?> TakeAsync(string orgId, CancellationToken ct)
+    {
+        lock (_gate)
+        {
+            var held = _heldBy.GetValueOrDefault(orgId);
+            if (held >= options.Value.AtOncePerOrg) return null;
+            _heldBy[orgId] = held + 1;
+        }
+
+        var turn = await _turns.TakeAsync(ct);
+        var ofOrg = new OrgTurn(this, orgId, turn);
+        if (turn is not null) return ofOrg;
+        ofOrg.Dispose();
+        return null;
+    }
+
+    private void GiveBack(string orgId)
+    {
+        lock (_gate)
+        {
+            var left = _heldBy.GetValueOrDefault(orgId) - 1;
+            if (left <= 0) _heldBy.Remove(orgId);
+            else _heldBy[orgId] = left;
+        }
+    }
+
+    private sealed class OrgTurn(LiveTailTurns turns, string orgId, IDisposable? turn) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            turn?.Dispose();
+            turns.GiveBack(orgId);
+        }
+    }
 }
 
 /// <summary>
@@ -79,7 +126,7 @@ public static class LiveTailEndpoint
             return Results.NoContent();
         }
 
-        if (await turns.TakeAsync(ct) is not { } turn) return Problems.LiveTailsBusy(turns.AtOnce, RetryAfterSeconds).ToResult();
+        if (await turns.TakeAsync(caller.OrgId, ct) is not { } turn) return Problems.LiveTailsBusy(turns.AtOnce, turns.AtOncePerOrg, RetryAfterSeconds).ToResult();
         request.HttpContext.Response.RegisterForDispose(turn);
         return new LiveTail(caller.OrgId, sessionId, from);
     }

@@ -293,11 +293,43 @@ public sealed class when_tailing_a_live_session(PamStoreHost store)
     {
         var turns = new LiveTailTurns(Options.Create(new LiveTailOptions { AtOnce = 2 }));
 
-        var first = (await turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull();
-        (await turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull();
-        (await turns.TakeAsync(CancellationToken.None)).ShouldBeNull();
+        var first = (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldNotBeNull();
+        (await turns.TakeAsync("org-b", CancellationToken.None)).ShouldNotBeNull();
+        (await turns.TakeAsync("org-c", CancellationToken.None)).ShouldBeNull();
 
         first.Dispose();
-        (await turns.TakeAsync(CancellationToken.None)).ShouldNotBeNull();
+        first.Dispose();
+        (await turns.TakeAsync("org-c", CancellationToken.None)).ShouldNotBeNull();
+        (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task no_org_s_readers_take_every_tail_from_the_others()
+    {
+        var turns = new LiveTailTurns(Options.Create(new LiveTailOptions { AtOnce = 4, AtOncePerOrg = 2 }));
+
+        var first = (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldNotBeNull();
+        (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldNotBeNull();
+        (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldBeNull();
+        (await turns.TakeAsync("org-b", CancellationToken.None)).ShouldNotBeNull();
+
+        first.Dispose();
+        (await turns.TakeAsync("org-a", CancellationToken.None)).ShouldNotBeNull();
+    }
+
+    [Fact]
+    public async Task a_tail_past_its_org_s_share_is_answered_busy_and_another_org_is_served()
+    {
+        var session = await _org.CreateSessionAsync();
+        var turns = store.Host.Services.GetRequiredService<LiveTailTurns>();
+
+        using (await HeldTurns.TakeAllAsync(turns.AtOncePerOrg, () => turns.TakeAsync(_org.Id, CancellationToken.None)))
+        {
+            var busy = await _org.SendAsync(HttpMethod.Get, $"{Live(session, "?from=0")}", _org.UserToken());
+            busy.ShouldBeProblem(System.Net.HttpStatusCode.ServiceUnavailable, "busy");
+            busy.Body.GetProperty("liveTailsAtOncePerOrg").GetInt32().ShouldBe(turns.AtOncePerOrg);
+            using var other = await turns.TakeAsync("another-org", CancellationToken.None);
+            other.ShouldNotBeNull();
+        }
     }
 }
