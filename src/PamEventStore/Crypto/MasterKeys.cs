@@ -72,6 +72,13 @@ public sealed class MasterKeys
                 "(for example `openssl rand -base64 32`), e.g. the environment variable Encryption__MasterKeys__mk1.");
         }
 
+        // A key named as active while none is configured would be silently passed over for the generated one.
+        if (configuration["Encryption:ActiveMasterKeyId"] is { Length: > 0 } named)
+        {
+            throw new StartRefusedException(
+                $"Encryption:ActiveMasterKeyId '{named}' is set but no Encryption:MasterKeys are: configure that key too, or remove the setting to use the generated development key.");
+        }
+
         return DevelopmentKeys(dataDirectory);
     }
 

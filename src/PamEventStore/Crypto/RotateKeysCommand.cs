@@ -30,7 +30,15 @@ public sealed class RotateKeysCommand : JasperFxAsyncCommand<RotateKeysInput>
             host.Services.GetRequiredService<MasterKeys>(),
             host.Services.GetRequiredService<TimeProvider>());
 
-        var orgs = input.OrgFlag is { } org ? [org] : await keys.OrgsAsync(CancellationToken.None);
+        var known = await keys.OrgsAsync(CancellationToken.None);
+        if (input.OrgFlag is { } named && !known.Contains(named))
+        {
+            // A mistyped org would otherwise be given a key ring of its own, and the one meant left as it was.
+            Console.Error.WriteLine($"'{named}' has no key ring: no session was ever recorded in it. Nothing was rotated; the organisations with one: {string.Join(", ", known)}.");
+            return false;
+        }
+
+        var orgs = input.OrgFlag is { } org ? [org] : known;
         var failed = new List<string>();
         foreach (var orgId in orgs)
         {

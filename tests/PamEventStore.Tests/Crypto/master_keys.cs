@@ -61,6 +61,16 @@ public sealed class master_keys : IDisposable
         Should.Throw<InvalidOperationException>(() => MasterKeys.FromConfiguration(Config(settings.ToArray()), Environment(Environments.Production), _data));
     }
 
+    [Fact]
+    public void an_active_key_named_without_any_configured_is_refused_not_passed_over_for_a_generated_one()
+    {
+        var error = Should.Throw<StartRefusedException>(() =>
+            MasterKeys.FromConfiguration(Config(("Encryption:ActiveMasterKeyId", "mk-prod")), Environment(Environments.Development), _data));
+
+        error.Message.ShouldContain("'mk-prod' is set but no Encryption:MasterKeys are");
+        Directory.Exists(_data.Path).ShouldBeFalse();
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_data.Path)) Directory.Delete(_data.Path, recursive: true);

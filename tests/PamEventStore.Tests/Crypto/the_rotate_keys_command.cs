@@ -93,4 +93,21 @@ public sealed class the_rotate_keys_command(PamStoreHost store)
         againExitCode.ShouldBe(0, againOutput);
         againOutput.ShouldContain($"{_org.Id}: re-wrapped 0 data key(s)");
     }
+
+    [Theory]
+    [InlineData("--rewrap")]
+    [InlineData(null)]
+    public async Task an_org_without_a_key_ring_is_refused_and_given_none(string? rewrap)
+    {
+        // A mistyped org: its own key ring would be made, and the org meant left as it was.
+        var mistyped = $"{_org.Id}-typo";
+        string[] arguments = rewrap is null ? ["rotate-keys", "--org", mistyped] : ["rotate-keys", rewrap, "--org", mistyped];
+
+        var (exitCode, output) = await ServiceProcess.RunCommandAsync(store.ProcessSettings, arguments);
+
+        exitCode.ShouldNotBe(0, output);
+        output.ShouldContain($"'{mistyped}' has no key ring");
+        await using var query = store.Host.DocumentStore().QuerySession(mistyped);
+        (await query.LoadAsync<OrgKeyRing>(OrgKeyRing.DocumentId)).ShouldBeNull();
+    }
 }
