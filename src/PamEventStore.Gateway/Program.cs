@@ -181,13 +181,15 @@ DevelopmentTokens Tokens(ParseResult parse)
 static DevelopmentTokens KeyFrom(string base64, string source)
 {
     var refusal = $"the token signing key from {source} is not the service's key (base64 of at least 32 bytes)";
+    byte[] key;
     try
     {
-        if (Convert.FromBase64String(base64.Trim()).Length < 32) throw new FormatException($"{refusal}: it is shorter.");
-        return DevelopmentTokens.FromBase64(base64.Trim());
+        key = Convert.FromBase64String(base64.Trim());
     }
-    catch (FormatException e) when (!e.Message.StartsWith(refusal, StringComparison.Ordinal))
+    catch (FormatException e)
     {
         throw new FormatException($"{refusal}: {e.Message}", e);
     }
+
+    return key.Length >= 32 ? new DevelopmentTokens(key) : throw new FormatException($"{refusal}: it is shorter.");
 }

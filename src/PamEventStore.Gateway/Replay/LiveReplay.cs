@@ -5,14 +5,14 @@ using PamEventStore.Gateway.Recording;
 
 namespace PamEventStore.Gateway.Replay;
 
+/// <summary>The session a replay recorded; <see cref="Complete"/> is false when the service refused its final upload, so it holds less than the cast.</summary>
+public sealed record ReplayResult(Guid SessionId, bool Complete);
+
 /// <summary>
 /// Plays an asciicast as a live SSH session through a gateway: events enter the recording file at
 /// their own pace (scaled by <c>speed</c>) and are flushed every interval, so a viewer polling the log
 /// sees the session unfold.
 /// </summary>
-/// <summary>The session a replay recorded; <see cref="Complete"/> is false when the service refused its final upload, so it holds less than the cast.</summary>
-public sealed record ReplayResult(Guid SessionId, bool Complete);
-
 public sealed class LiveReplay(PamApiClient client, DevelopmentTokens tokens, string orgId, string gatewayId)
 {
     public async Task<ReplayResult> RunAsync(Asciicast cast, double speed, TimeSpan interval, Action<string> progress, CancellationToken ct)

@@ -28,7 +28,7 @@ public sealed class UploadAdmission
     private readonly Turns _legacyTurns;
     private readonly Counter<long>? _turnedAway;
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, long> _heldBy = new(StringComparer.Ordinal);
+    private readonly HeldByKey _heldBy = new();
     private long _held;
 
     /// <param name="meters">Where <c>pam.uploads.bytes_held</c>, <c>pam.uploads.legacy_waiting</c> and <c>pam.uploads.turned_away</c> are published (meter <c>PamEventStore.Uploads</c>); none without it.</param>
@@ -55,7 +55,7 @@ public sealed class UploadAdmission
     /// <summary>Bytes held now by the uploads of <paramref name="holder"/>.</summary>
     public long HeldBy(string holder)
     {
-        lock (_gate) return _heldBy.GetValueOrDefault(holder);
+        lock (_gate) return _heldBy.Of(holder);
     }
 
     /// <summary>Who holds an upload's share: a gateway of an org (ids hold no control characters, so the two cannot run together).</summary>
@@ -92,7 +92,7 @@ public sealed class UploadAdmission
     {
         lock (_gate)
         {
-            var ofHolder = holder is null ? 0 : _heldBy.GetValueOrDefault(holder);
+            var ofHolder = holder is null ? 0 : _heldBy.Of(holder);
             holderFull = ofHolder > 0 && ofHolder + bytes > _holderLimit;
             if (holderFull || (_held > 0 && _held + bytes > _limit))
             {
@@ -101,7 +101,7 @@ public sealed class UploadAdmission
             }
 
             Volatile.Write(ref _held, _held + bytes);
-            if (holder is not null) _heldBy[holder] = ofHolder + bytes;
+            if (holder is not null) _heldBy.Add(holder, bytes);
         }
 
         return new Lease(this, bytes, holder);
@@ -112,11 +112,7 @@ public sealed class UploadAdmission
         lock (_gate)
         {
             Volatile.Write(ref _held, _held - bytes);
-            if (holder is null) return;
-            // An empty body's lease counts nothing: its holder may have given back all else before it.
-            var left = _heldBy.GetValueOrDefault(holder) - bytes;
-            if (left <= 0) _heldBy.Remove(holder);
-            else _heldBy[holder] = left;
+            if (holder is not null) _heldBy.Remove(holder, bytes);
         }
     }
 

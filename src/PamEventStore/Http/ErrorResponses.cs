@@ -69,7 +69,7 @@ public static partial class ErrorResponses
             var problem = http.Response.StatusCode switch
             {
                 // An endpoint matched but its route value did not bind: a session id that is no UUID.
-                404 when http.GetEndpoint() is not null => Problems.SessionNotFound(http.Request.RouteValues["sessionId"]?.ToString() ?? http.Request.Path),
+                404 when http.GetEndpoint() is not null => Problems.SessionNotFound(http.Request.RouteValues[CanonicalSessionIds.RouteValue]?.ToString() ?? http.Request.Path),
                 404 => Problems.RouteNotFound(http.Request.Path),
                 405 => Problems.Create(405, "method-not-allowed", "Method not allowed", $"{http.Request.Method} is not served at {http.Request.Path}."),
                 // Wolverine's JSON endpoints (creating a session) read nothing but JSON.
@@ -101,7 +101,7 @@ public sealed class ProblemExceptionHandler(ILogger<ProblemExceptionHandler> log
             _ when DatabaseFailures.IsStreamLocked(exception) => Problems.SessionLocked(ErrorResponses.DatabaseRetryAfterSeconds),
             OrgKeysUnavailableException => Problems.KeysUnavailable(ErrorResponses.KeysRetryAfterSeconds),
             // The request's route values are cleared by now; the feature kept them.
-            UnreadableSessionException => Problems.SessionUnreadable(httpContext.Features.Get<IExceptionHandlerFeature>()?.RouteValues?["sessionId"]?.ToString() ?? "of this request"),
+            UnreadableSessionException => Problems.SessionUnreadable(httpContext.Features.Get<IExceptionHandlerFeature>()?.RouteValues?[CanonicalSessionIds.RouteValue]?.ToString() ?? "of this request"),
             _ => null,
         };
 

@@ -22,7 +22,7 @@ public static class JsonBodies
         {
             if (http.GetEndpoint()?.Metadata.GetMetadata<JsonBodyAttribute>() is { } json)
             {
-                if (!IsJson(http.Request.ContentType))
+                if (!RequestBody.Declares(http.Request.ContentType, "application/json"))
                 {
                     await Problems.UnsupportedMediaType(http.Request.ContentType, "application/json").ToResult().ExecuteAsync(http);
                     return;
@@ -33,9 +33,4 @@ public static class JsonBodies
 
             await next(http);
         });
-
-    public static bool IsJson(string? contentType) =>
-        Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var parsed)
-        && parsed.MediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase)
-        && (!parsed.Charset.HasValue || parsed.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase));
 }

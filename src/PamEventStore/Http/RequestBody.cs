@@ -6,16 +6,25 @@ namespace PamEventStore.Http;
 /// <summary>Reads a request body into memory up to a limit, refusing larger ones before reading them when it can.</summary>
 public static class RequestBody
 {
-    /// <summary>
-    /// The gateway sends octet-stream; JSON is accepted for humans with curl. One media type, well formed,
-    /// in UTF-8 if it names a charset at all: what is read is what was meant.
-    /// </summary>
+    /// <summary>The gateway sends octet-stream; JSON is accepted for humans with curl. None declared is read as octets.</summary>
     public static bool IsAcceptedContentType(string? contentType) =>
-        contentType is null
-        || (Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var parsed)
-            && parsed.MediaType.Value is { } mediaType
-            && (mediaType.Equals("application/octet-stream", StringComparison.OrdinalIgnoreCase) || mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase))
-            && (!parsed.Charset.HasValue || parsed.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)));
+        contentType is null || Declares(contentType, "application/octet-stream", "application/json");
+
+    /// <summary>
+    /// Whether <paramref name="contentType"/> is one of <paramref name="mediaTypes"/>: one media type, well
+    /// formed, in UTF-8 if it names a charset at all, so that what is read is what was meant.
+    /// </summary>
+    public static bool Declares(string? contentType, params ReadOnlySpan<string> mediaTypes)
+    {
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(contentType, out var parsed)) return false;
+        if (parsed.Charset.HasValue && !parsed.Charset.Equals("utf-8", StringComparison.OrdinalIgnoreCase)) return false;
+        foreach (var mediaType in mediaTypes)
+        {
+            if (parsed.MediaType.Equals(mediaType, StringComparison.OrdinalIgnoreCase)) return true;
+        }
+
+        return false;
+    }
 
     /// <summary>
     /// What can be refused before reading anything: a content type or encoding the body is not read as (a

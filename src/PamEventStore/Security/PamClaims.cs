@@ -21,6 +21,12 @@ public static class PamClaims
     public const string ProjectIds = "project_ids";
 
     public static readonly string[] ActorTypes = ["gateway", "user", "identity"];
+
+    /// <summary>
+    /// An org id the service takes: Wolverine trims the claim when it picks the tenant, while the caller's
+    /// checks, keys and caches use it as it is, so one padded or holding control characters would be two orgs.
+    /// </summary>
+    public static bool IsUsableOrgId(string orgId) => orgId.Length > 0 && !orgId.Any(c => char.IsWhiteSpace(c) || char.IsControl(c));
 }
 
 public static class PamScopes

@@ -137,9 +137,8 @@ public static class SecuritySetup
                 return $"The token's '{claim}' claim must be a single string.";
         }
 
-        // The org is the tenant: Wolverine trims the claim when it picks the tenant, while the caller's
-        // checks, keys and caches use it as it is, so a padded org_id must not reach either.
-        if (principal.FindFirstValue(PamClaims.OrgId)!.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        // The org is the tenant, used exactly as given (PamClaims.IsUsableOrgId says why).
+        if (!PamClaims.IsUsableOrgId(principal.FindFirstValue(PamClaims.OrgId)!))
             return $"The token's '{PamClaims.OrgId}' claim contains whitespace or control characters.";
 
         // Who acted is stored with what they did, and a session's gateway is compared with its binding.

@@ -45,7 +45,7 @@ public sealed class TokenCommand : JasperFxCommand<TokenInput>
         }
 
         // What the service would refuse anyway is refused here, not printed as a token that never works.
-        if (input.OrgFlag.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        if (!PamClaims.IsUsableOrgId(input.OrgFlag))
         {
             Console.Error.WriteLine("--org holds whitespace or control characters: the service refuses such a token.");
             return false;

@@ -42,7 +42,7 @@ public sealed class LiveTailTurns(IOptions<LiveTailOptions> options)
 {
     private readonly Turns _turns = new(options.Value.AtOnce, TimeSpan.Zero, 0);
     private readonly Lock _gate = new();
-    private readonly Dictionary<string, int> _heldBy = new(StringComparer.Ordinal);
+    private readonly HeldByKey _heldBy = new();
 
     public int AtOnce => _turns.AtOnce;
 
@@ -53,9 +53,8 @@ public sealed class LiveTailTurns(IOptions<LiveTailOptions> options)
     {
         lock (_gate)
         {
-            var held = _heldBy.GetValueOrDefault(orgId);
-            if (held >= options.Value.AtOncePerOrg) return null;
-            _heldBy[orgId] = held + 1;
+            if (_heldBy.Of(orgId) >= options.Value.AtOncePerOrg) return null;
+            _heldBy.Add(orgId, 1);
         }
 
         var turn = await _turns.TakeAsync(ct);
@@ -67,12 +66,7 @@ public sealed class LiveTailTurns(IOptions<LiveTailOptions> options)
 
     private void GiveBack(string orgId)
     {
-        lock (_gate)
-        {
-            var left = _heldBy.GetValueOrDefault(orgId) - 1;
-            if (left <= 0) _heldBy.Remove(orgId);
-            else _heldBy[orgId] = left;
-        }
+        lock (_gate) _heldBy.Remove(orgId, 1);
     }
 
     private sealed class OrgTurn(LiveTailTurns turns, string orgId, IDisposable? turn) : IDisposable
