@@ -69,6 +69,7 @@ public sealed class UploadCommits : IAsyncDisposable
     private static readonly Histogram<int> SessionsPerCommit = Meter.CreateHistogram<int>("pam.uploads.sessions_per_commit", "{session}", "Sessions whose uploads one transaction decided and committed");
 
     private readonly IDocumentStore _store;
+    private readonly RecordingCipher _cipher;
     private readonly SessionSignals _signals;
     private readonly TimeProvider _clock;
     private readonly ILogger<UploadCommits> _logger;
@@ -82,9 +83,10 @@ public sealed class UploadCommits : IAsyncDisposable
     /// <summary>Transactions of different orgs one writer runs at once.</summary>
     private const int TransactionsPerWriter = 4;
 
-    public UploadCommits(IDocumentStore store, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger, SessionSignals signals)
+    public UploadCommits(IDocumentStore store, RecordingCipher cipher, TimeProvider clock, IOptions<UploadOptions> options, ILogger<UploadCommits> logger, SessionSignals signals)
     {
         _store = store;
+        _cipher = cipher;
         _signals = signals;
         _clock = clock;
         _logger = logger;
@@ -179,6 +181,12 @@ public sealed class UploadCommits : IAsyncDisposable
         var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
             ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, session.BatchCount, CancellationToken.None)
             : null;
+
+        if (BatchUploadRules.MayBeStoredPrefix(session, upload.Batch, storedAtOffset)
+            && await OvertakenUploads.BeginWhatIsStoredAsync(db, _cipher, caller.OrgId, sessionId, session, upload.Batch, CancellationToken.None))
+        {
+            return new UploadOutcome.AlreadyStored();
+        }
 
         switch (BatchUploadRules.Decide(session, upload.Batch, storedAtOffset, caller.AsActor(), now, _options.EndedSessionGrace))
         {

@@ -86,7 +86,7 @@ public static class BatchUploadRules
     {
         var tail = session.Tail;
         var isNewOffset = tail is null || upload.StartOffset > tail.StartOffset;
-        var stored = isNewOffset ? [] : upload.StartOffset == tail!.StartOffset ? tail.Segments : storedAtOlderOffset ?? [];
+        var stored = StoredAt(session, upload, storedAtOlderOffset);
 
         // A retry is answered the same whenever it comes, even after the session closed.
         if (IsStored(stored, upload)) return new DuplicateBatch();
@@ -126,6 +126,29 @@ public static class BatchUploadRules
 
         return new RejectBatch(Rejection.BatchConflict, Conflict(session, upload, "content-differs-from-stored-batch", actor, now));
     }
+
+    /// <summary>
+    /// Fewer events than are stored at the upload's offset, matching none of its stored segments: it may
+    /// be the first events of what is stored, sent before and overtaken by its own longer retry (a
+    /// request that stalled past the gateway's timeout, whose next tick sent everything from the same
+    /// offset). Only the stored content can tell: the caller opens it and asks <see cref="IsStoredPrefix"/>
+    /// before <see cref="Decide"/>, which would take it for a conflict.
+    /// </summary>
+    public static bool MayBeStoredPrefix(PamSession session, IncomingBatch upload, IReadOnlyList<OffsetSegment>? storedAtOlderOffset) =>
+        StoredAt(session, upload, storedAtOlderOffset) is [.., var last] stored
+        && upload.Content.EventCount < last.EventCountEnd
+        && !IsStored(stored, upload);
+
+    /// <param name="storedAtOffset">Every event stored at the upload's offset, in order, opened.</param>
+    public static bool IsStoredPrefix(IncomingBatch upload, RecordingBatch storedAtOffset) =>
+        upload.Content.EventCount < storedAtOffset.EventCount
+        && storedAtOffset.PrefixSha256(upload.Content.EventCount).AsSpan().SequenceEqual(upload.Content.Sha256());
+
+    /// <summary>The segments stored at the upload's offset: the newest batch's, or those looked up for an older offset.</summary>
+    private static IReadOnlyList<OffsetSegment> StoredAt(PamSession session, IncomingBatch upload, IReadOnlyList<OffsetSegment>? storedAtOlderOffset) =>
+        session.Tail is not { } tail || upload.StartOffset > tail.StartOffset ? []
+        : upload.StartOffset == tail.StartOffset ? tail.Segments
+        : storedAtOlderOffset ?? [];
 
     /// <summary>At the newest offset, the stored events followed by more: only there, as further back the batches after it already hold what followed.</summary>
     private static bool ExtendsTail(TailOffset? tail, IncomingBatch upload) =>

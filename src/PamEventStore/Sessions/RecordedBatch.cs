@@ -46,13 +46,17 @@ public sealed class RecordedBatch
     /// nothing either, where reading it as a document would fail the upload, and every upload committed
     /// with it, with a 500.
     /// </summary>
-    public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct)
+    public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct) =>
+        (await StoredAtAsync(db, sessionId, startOffset, batchCount, ct)).Select(s => s.Segment).ToList();
+
+    /// <summary>The batches stored at an offset, in order, read as <see cref="SegmentsAtAsync"/> reads them, with where each one's event is.</summary>
+    public static async Task<IReadOnlyList<StoredSegment>> StoredAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct)
     {
         using var json = new MemoryStream();
         await db.Query<RecordedBatch>().Where(x => x.SessionId == sessionId && x.StartOffset == startOffset).StreamJsonArray(json, ct);
         using var entries = JsonDocument.Parse(json.GetBuffer().AsMemory(0, (int)json.Length));
 
-        var segments = new List<(long Sequence, OffsetSegment Segment)>();
+        var segments = new List<StoredSegment>();
         foreach (var entry in entries.RootElement.EnumerateArray())
         {
             if (entry.ValueKind == JsonValueKind.Object
@@ -61,15 +65,19 @@ public sealed class RecordedBatch
                 && entry.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String && id.GetString() == IdFor(sessionId, number)
                 && entry.TryGetProperty("segmentEnd", out var end) && end.ValueKind == JsonValueKind.Number && end.TryGetInt32(out var eventCountEnd)
                 && entry.TryGetProperty("offsetFingerprint", out var fingerprint) && fingerprint.ValueKind == JsonValueKind.String
-                && fingerprint.TryGetBytesFromBase64(out var fingerprintBytes))
+                && fingerprint.TryGetBytesFromBase64(out var fingerprintBytes)
+                && entry.TryGetProperty("streamVersion", out var version) && version.ValueKind == JsonValueKind.Number && version.TryGetInt64(out var streamVersion))
             {
-                segments.Add((number, new OffsetSegment(eventCountEnd, fingerprintBytes)));
+                segments.Add(new StoredSegment(number, streamVersion, new OffsetSegment(eventCountEnd, fingerprintBytes)));
             }
         }
 
-        return segments.OrderBy(s => s.Sequence).Select(s => s.Segment).ToList();
+        return segments.OrderBy(s => s.Sequence).ToList();
     }
 }
+
+/// <summary>A batch stored at an offset: its number in the session, the stream version of its event, and its segment.</summary>
+public sealed record StoredSegment(long Sequence, long StreamVersion, OffsetSegment Segment);
 
 public partial class RecordedBatchProjection : EventProjection
 {

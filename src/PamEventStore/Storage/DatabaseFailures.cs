@@ -35,6 +35,9 @@ public static class DatabaseFailures
         return false;
     }
 
+    /// <summary>Npgsql or the server failed the command (the transaction may be aborted), as opposed to reading what it returned.</summary>
+    public static bool IsFromDatabase(Exception failure) => Causes(failure).Any(cause => cause is NpgsqlException);
+
     /// <summary>A session's stream was held (by another request or node) for longer than the command timeout.</summary>
     public static bool IsStreamLocked(Exception failure) => Causes(failure).Any(IsStreamLock);
 

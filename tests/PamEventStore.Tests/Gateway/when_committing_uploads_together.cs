@@ -30,7 +30,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
 
     /// <summary>A committer of its own, like another node's, with the host's store and options.</summary>
     private UploadCommits NewCommits(int writers = 1, int maxSessions = 32, IDocumentStore? documents = null, ILogger<UploadCommits>? logger = null) =>
-        new(documents ?? Documents, store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }), logger ?? NullLogger<UploadCommits>.Instance, store.Host.Services.GetRequiredService<SessionSignals>());
+        new(documents ?? Documents, store.Host.Services.GetRequiredService<RecordingCipher>(), store.Clock, Options.Create(new UploadOptions { CommitWriters = writers, MaxSessionsPerCommit = maxSessions }), logger ?? NullLogger<UploadCommits>.Instance, store.Host.Services.GetRequiredService<SessionSignals>());
 
     /// <summary>The decision alone: where the chain then stands is another test's concern.</summary>
     private static UploadOutcome Decided(UploadOutcome outcome) => outcome is UploadOutcome.Stored stored ? stored with { Chain = null } : outcome;

@@ -129,12 +129,58 @@ public sealed class when_uploading_batches(PamStoreHost store)
     }
 
     [Fact]
-    public async Task fewer_events_than_stored_that_are_not_what_was_sent_before_are_a_conflict()
+    public async Task fewer_events_than_stored_that_are_not_its_first_events_are_a_conflict()
     {
         var session = await _org.CreateSessionAsync();
         await _org.UploadAsync(session, 0, Lines(0, 3));
 
-        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        var altered = Batch(Terminal(0, "line 0\r\n"), Terminal(1, "line one\r\n"));
+        (await _org.UploadAsync(session, 0, altered)).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task an_upload_overtaken_by_its_longer_retry_is_a_duplicate_and_records_nothing()
+    {
+        var session = await _org.CreateSessionAsync();
+
+        // The gateway's first request stalled; its next tick sent everything from the same offset, which
+        // was stored first. The stalled request then arrives.
+        (await _org.UploadAsync(session, 0, Lines(0, 5))).ShouldBeAccepted(0);
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeDuplicate();
+
+        (await StoredEventTypes(session)).ShouldNotContain("batch_conflict_rejected");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(0);
+        (await _org.LogsAsync(session)).Body.GetProperty("logs").GetArrayLength().ShouldBe(5);
+    }
+
+    [Fact]
+    public async Task the_first_events_of_an_offset_stored_in_two_batches_are_a_duplicate()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 2));
+        (await _org.UploadAsync(session, 0, Lines(0, 5))).ShouldBeAccepted(sequence: 1);
+
+        // Four events: both of the first batch and two of the three the second one stored.
+        (await _org.UploadAsync(session, 0, Lines(0, 4))).ShouldBeDuplicate();
+        (await _org.UploadAsync(session, 0, Lines(0, 1))).ShouldBeDuplicate();
+
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(0);
+        (await _org.SessionAsync(session)).GetProperty("batchCount").GetInt64().ShouldBe(2);
+    }
+
+    [Fact]
+    public async Task the_first_events_of_an_older_offset_are_a_duplicate()
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 5));
+        await _org.UploadAsync(session, 500, Lines(5, 2));
+
+        (await _org.UploadAsync(session, 0, Lines(0, 3))).ShouldBeDuplicate();
+
+        var altered = Batch(Terminal(0, "line 0\r\n"), Terminal(1, "line one\r\n"));
+        (await _org.UploadAsync(session, 0, altered)).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(1);
     }
 
     [Fact]

@@ -492,7 +492,7 @@ public sealed class when_verifying_a_session(PamStoreHost store)
         var sessions = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ => _org.CreateSessionAsync()));
         var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(_org.Id, CancellationToken.None);
         var caller = new Caller(_org.Id, "gateway-identity", "gateway", Org.Gateway, new HashSet<string>(), null, "test");
-        await using var commits = new UploadCommits(store.Host.Services.GetRequiredService<IDocumentStore>(), store.Clock,
+        await using var commits = new UploadCommits(store.Host.Services.GetRequiredService<IDocumentStore>(), store.Host.Services.GetRequiredService<RecordingCipher>(), store.Clock,
             Options.Create(new UploadOptions { CommitWriters = 1 }), NullLogger<UploadCommits>.Instance, store.Host.Services.GetRequiredService<SessionSignals>());
 
         // Handed over at once, as concurrent requests are: decided and committed several sessions to a transaction.
