@@ -24,9 +24,9 @@ public static class OvertakenUploads
         try
         {
             var stored = await RecordedBatch.StoredAtAsync(db, sessionId, upload.StartOffset, session.BatchCount, ct);
-            if (stored.Count == 0) return false;
+            if (stored is not [{ StreamVersion: { } first }, ..] || stored[^1].StreamVersion is not { } last || stored.Any(s => s.StreamVersion is null)) return false;
 
-            var events = await db.Events.FetchStreamAsync(sessionId, version: stored[^1].StreamVersion, fromVersion: stored[0].StreamVersion, token: ct);
+            var events = await db.Events.FetchStreamAsync(sessionId, version: last, fromVersion: first, token: ct);
             var pieces = new List<byte[]>(stored.Count);
             var eventCount = 0;
             foreach (var segment in stored)

@@ -65,9 +65,10 @@ public sealed class RecordedBatch
                 && entry.TryGetProperty("id", out var id) && id.ValueKind == JsonValueKind.String && id.GetString() == IdFor(sessionId, number)
                 && entry.TryGetProperty("segmentEnd", out var end) && end.ValueKind == JsonValueKind.Number && end.TryGetInt32(out var eventCountEnd)
                 && entry.TryGetProperty("offsetFingerprint", out var fingerprint) && fingerprint.ValueKind == JsonValueKind.String
-                && fingerprint.TryGetBytesFromBase64(out var fingerprintBytes)
-                && entry.TryGetProperty("streamVersion", out var version) && version.ValueKind == JsonValueKind.Number && version.TryGetInt64(out var streamVersion))
+                && fingerprint.TryGetBytesFromBase64(out var fingerprintBytes))
             {
+                // The segment decides re-uploads on its own; where its event is only serves to open it.
+                long? streamVersion = entry.TryGetProperty("streamVersion", out var version) && version.ValueKind == JsonValueKind.Number && version.TryGetInt64(out var v) ? v : null;
                 segments.Add(new StoredSegment(number, streamVersion, new OffsetSegment(eventCountEnd, fingerprintBytes)));
             }
         }
@@ -76,8 +77,8 @@ public sealed class RecordedBatch
     }
 }
 
-/// <summary>A batch stored at an offset: its number in the session, the stream version of its event, and its segment.</summary>
-public sealed record StoredSegment(long Sequence, long StreamVersion, OffsetSegment Segment);
+/// <summary>A batch stored at an offset: its number in the session, the stream version of its event (null when its entry does not say), and its segment.</summary>
+public sealed record StoredSegment(long Sequence, long? StreamVersion, OffsetSegment Segment);
 
 public partial class RecordedBatchProjection : EventProjection
 {

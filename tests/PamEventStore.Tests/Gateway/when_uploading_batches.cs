@@ -169,6 +169,20 @@ public sealed class when_uploading_batches(PamStoreHost store)
         (await _org.SessionAsync(session)).GetProperty("batchCount").GetInt64().ShouldBe(2);
     }
 
+    [Theory]
+    [InlineData("bdata = set_byte(bdata, length(bdata) - 1, get_byte(bdata, length(bdata) - 1) # 1)")]
+    [InlineData("bdata = null")]
+    public async Task the_first_events_of_a_stored_batch_that_no_longer_opens_are_a_recorded_conflict(string alteration)
+    {
+        var session = await _org.CreateSessionAsync();
+        await _org.UploadAsync(session, 0, Lines(0, 5));
+        await StoredEvents.ExecuteAsync(store, $"update pam.mt_events set {alteration} where {StoredEvents.BatchRow}", StoredEvents.BatchRowParameters(_org, session, 0));
+
+        // What is stored cannot show the upload is its beginning: refused and recorded, as any other content.
+        (await _org.UploadAsync(session, 0, Lines(0, 2))).ShouldBeProblem(HttpStatusCode.Conflict, "batch-conflict");
+        (await _org.SessionAsync(session)).GetProperty("conflictCount").GetInt32().ShouldBe(1);
+    }
+
     [Fact]
     public async Task the_first_events_of_an_older_offset_are_a_duplicate()
     {
