@@ -99,7 +99,7 @@ public static class LiveTailEndpoint
     [WolverineGet("/api/v1/pam/sessions/{sessionId}/live")]
     [Authorize(Policy = PamPolicies.Read)]
     public static async Task<IResult> Get(
-        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, LiveTailTurns turns,
+        Guid sessionId, HttpRequest request, IQuerySession db, Caller caller, LiveTailTurns turns, RecordingCipher cipher,
         TimeProvider clock, IOptions<UploadOptions> options, CancellationToken ct)
     {
         var (from, problem) = ReadFrom(request);
@@ -119,6 +119,10 @@ public static class LiveTailEndpoint
         {
             return Results.NoContent();
         }
+
+        // The org's keys open before the stream does (503 keys-unavailable, as a log page answers): once
+        // it is open, a failure can only cut it, and a browser's EventSource reconnects for ever.
+        await cipher.FingerprintAsync(caller.OrgId, ct);
 
         if (await turns.TakeAsync(caller.OrgId, ct) is not { } turn) return Problems.LiveTailsBusy(turns.AtOnce, turns.AtOncePerOrg, RetryAfterSeconds).ToResult();
         request.HttpContext.Response.RegisterForDispose(turn);

@@ -68,6 +68,14 @@ public sealed class when_an_orgs_keys_do_not_open(PamStoreHost store)
     }
 
     [Fact]
+    public async Task a_live_tail_is_refused_with_a_503_before_its_stream_opens()
+    {
+        var (session, _) = await SessionWithDamagedKeysAsync();
+
+        ShouldBeKeysUnavailable(await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/live?from=0", _org.UserToken()));
+    }
+
+    [Fact]
     public async Task creating_and_ending_are_refused_with_a_503_and_change_nothing()
     {
         var (session, _) = await SessionWithDamagedKeysAsync();

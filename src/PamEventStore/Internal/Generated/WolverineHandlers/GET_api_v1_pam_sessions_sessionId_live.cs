@@ -2,6 +2,7 @@
 #pragma warning disable
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Options;
+using PamEventStore.Crypto;
 using PamEventStore.Viewing;
 using System;
 using System.Linq;
@@ -17,15 +18,17 @@ namespace Internal.Generated.WolverineHandlers
     {
         private readonly Wolverine.Http.WolverineHttpOptions _wolverineHttpOptions;
         private readonly Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> _optionsOfUploadOptions;
+        private readonly PamEventStore.Crypto.RecordingCipher _recordingCipher;
         private readonly PamEventStore.Viewing.LiveTailTurns _liveTailTurns;
         private readonly System.TimeProvider _timeProvider;
         private readonly Wolverine.Marten.Publishing.OutboxedSessionFactory _outboxedSessionFactory;
         private readonly Wolverine.Runtime.IWolverineRuntime _wolverineRuntime;
 
-        public GET_api_v1_pam_sessions_sessionId_live(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Viewing.LiveTailTurns liveTailTurns, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
+        public GET_api_v1_pam_sessions_sessionId_live(Wolverine.Http.WolverineHttpOptions wolverineHttpOptions, Microsoft.Extensions.Options.IOptions<PamEventStore.Gateway.UploadOptions> optionsOfUploadOptions, PamEventStore.Crypto.RecordingCipher recordingCipher, PamEventStore.Viewing.LiveTailTurns liveTailTurns, System.TimeProvider timeProvider, Wolverine.Marten.Publishing.OutboxedSessionFactory outboxedSessionFactory, Wolverine.Runtime.IWolverineRuntime wolverineRuntime) : base(wolverineHttpOptions)
         {
             _wolverineHttpOptions = wolverineHttpOptions;
             _optionsOfUploadOptions = optionsOfUploadOptions;
+            _recordingCipher = recordingCipher;
             _liveTailTurns = liveTailTurns;
             _timeProvider = timeProvider;
             _outboxedSessionFactory = outboxedSessionFactory;
@@ -63,7 +66,7 @@ namespace Internal.Generated.WolverineHandlers
             var caller = PamEventStore.Security.Caller.From(httpContext);
             
             // The actual HTTP request handler execution
-            var result = await PamEventStore.Viewing.LiveTailEndpoint.Get(sessionId, httpContext.Request, ((Marten.IQuerySession)documentSession), caller, _liveTailTurns, _timeProvider, _optionsOfUploadOptions, httpContext.RequestAborted).ConfigureAwait(false);
+            var result = await PamEventStore.Viewing.LiveTailEndpoint.Get(sessionId, httpContext.Request, ((Marten.IQuerySession)documentSession), caller, _liveTailTurns, _recordingCipher, _timeProvider, _optionsOfUploadOptions, httpContext.RequestAborted).ConfigureAwait(false);
 
             await result.ExecuteAsync(httpContext).ConfigureAwait(false);
         }
