@@ -43,6 +43,7 @@ try
         .Validate(o => o.LegacyLogsAtOnce > 0 && o.LegacyLogsWait >= TimeSpan.Zero && o.LegacyLogsWait <= TimeSpan.FromMinutes(10), "Uploads:LegacyLogsAtOnce must be positive and Uploads:LegacyLogsWait between 0 and 10 minutes.")
         .Validate(o => o.LegacyLogsWaiting >= 0 && o.LegacyLogsMinBytesPerSecond > 0 && o.LegacyLogsGrace > TimeSpan.FromSeconds(1), "Uploads:LegacyLogsWaiting must not be negative, Uploads:LegacyLogsMinBytesPerSecond must be positive and Uploads:LegacyLogsGrace over a second.")
         .Validate(o => o.MaxBytesInFlightPerGateway > 0 && o.BatchMinBytesPerSecond > 0 && o.BatchGrace > TimeSpan.FromSeconds(1), "Uploads:MaxBytesInFlightPerGateway and Uploads:BatchMinBytesPerSecond must be positive and Uploads:BatchGrace over a second.")
+        .Validate(o => o.CommitWait > TimeSpan.Zero && o.CommitWait <= TimeSpan.FromMinutes(10), "Uploads:CommitWait must be positive and at most 10 minutes.")
         .ValidateOnStart();
 
     // Kestrel's own limit is only a backstop above ours, so oversized uploads get our problem answer.

@@ -86,6 +86,8 @@ public static class UploadBatchEndpoint
                 return Problems.Rejected(refused.Reason, sessionId, startOffset).ToResult();
             case UploadOutcome.OtherGateway:
                 return Problems.GatewayMismatch(sessionId).ToResult();
+            case UploadOutcome.NotTaken:
+                return Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds).ToResult();
             default:
                 return Problems.SessionNotFound(sessionId).ToResult();
         }

@@ -42,6 +42,9 @@ public abstract record UploadOutcome
     public sealed record NoSuchSession : UploadOutcome;
 
     public sealed record OtherGateway : UploadOutcome;
+
+    /// <summary>No writer took it in time (the database stalls): dropped, nothing stored.</summary>
+    public sealed record NotTaken : UploadOutcome;
 }
 
 /// <summary>
@@ -94,16 +97,34 @@ public sealed class UploadCommits : IAsyncDisposable
         _writers = Enumerable.Range(0, Math.Max(1, _options.CommitWriters)).Select(_ => Task.Run(WriteGroupsAsync)).ToArray();
     }
 
-    /// <summary>Decides and commits the upload with whatever else is waiting; the outcome once it is durable.</summary>
-    public Task<UploadOutcome> CommitAsync(ReadyUpload upload, CancellationToken ct)
+    /// <summary>
+    /// Decides and commits the upload with whatever else is waiting; the outcome once it is durable, or
+    /// <see cref="UploadOutcome.NotTaken"/> when no writer took it within <see cref="UploadOptions.CommitWait"/>.
+    /// </summary>
+    public async Task<UploadOutcome> CommitAsync(ReadyUpload upload, CancellationToken ct)
     {
         // A caller that goes away before its upload is taken into a group takes it away with it, as a
         // request cancelled before its transaction would; once taken, it is decided and committed with its
         // group (should the group fail as a whole, it is tried again alone only while its caller still waits).
         // Its share of the node's limit stays held while it waits in memory, even once its caller is gone.
         var waiting = new WaitingUpload(upload, ct);
-        if (!_queue.Writer.TryWrite(waiting)) return CommitAloneAsync(upload);
-        return waiting.Outcome.Task.WaitAsync(ct);
+        if (!_queue.Writer.TryWrite(waiting)) return await CommitAloneAsync(upload);
+
+        try
+        {
+            // Real time, not the sessions' clock: how long a caller waits, not when something happened.
+            await waiting.Taken.Task.WaitAsync(_options.CommitWait, ct);
+        }
+        catch (TimeoutException) when (waiting.GiveUp())
+        {
+            return new UploadOutcome.NotTaken();
+        }
+        catch (TimeoutException)
+        {
+            // A writer took it just as the wait ran out: its outcome is awaited as any other's.
+        }
+
+        return await waiting.Outcome.Task.WaitAsync(ct);
     }
 
     private async Task<UploadOutcome> CommitAloneAsync(ReadyUpload upload)
@@ -269,7 +290,18 @@ public sealed class UploadCommits : IAsyncDisposable
                 }
 
                 var key = Key(waiting);
-                if (group.Count < _options.MaxSessionsPerCommit && !passed.Contains(key) && _writing.Add(key)) group.Add(waiting);
+                if (group.Count < _options.MaxSessionsPerCommit && !passed.Contains(key) && !_writing.Contains(key))
+                {
+                    // Its caller gave up waiting for a writer: dropped as if it had gone away.
+                    if (!waiting.TryTake())
+                    {
+                        waiting.Drop();
+                        return;
+                    }
+
+                    _writing.Add(key);
+                    group.Add(waiting);
+                }
                 else
                 {
                     passed.Add(key);
@@ -296,6 +328,22 @@ public sealed class UploadCommits : IAsyncDisposable
     private sealed record WaitingUpload(ReadyUpload Upload, CancellationToken Abandoned)
     {
         public TaskCompletionSource<UploadOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Set once a writer takes it into a group; from then on its outcome is awaited, whatever it takes.</summary>
+        public TaskCompletionSource Taken { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        private int _state; // 0 waiting, 1 taken, 2 given up
+
+        /// <summary>A writer takes it, unless its caller gave up first.</summary>
+        public bool TryTake()
+        {
+            if (Interlocked.CompareExchange(ref _state, 1, 0) != 0) return false;
+            Taken.TrySetResult();
+            return true;
+        }
+
+        /// <summary>Its caller stops waiting for a writer, unless one took it first.</summary>
+        public bool GiveUp() => Interlocked.CompareExchange(ref _state, 2, 0) == 0;
 
         // Each way out gives the upload's share of the node's limit back first (decided, failed, or
         // dropped because its caller left): not when its caller stops waiting, while it is still held here.

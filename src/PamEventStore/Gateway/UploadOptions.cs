@@ -98,6 +98,15 @@ public sealed class UploadOptions
     /// <summary>How long a legacy upload's body may be slow at first before <see cref="LegacyLogsMinBytesPerSecond"/> applies (more than a second).</summary>
     public TimeSpan LegacyLogsGrace { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Longest an upload waits for a writer to take it into a transaction (<see cref="UploadCommits"/>); past
+    /// it, it is answered 503 <c>database-unavailable</c> and dropped, nothing stored. Writers are only that
+    /// slow when the database stalls (a frozen server, a lost route): each of them then holds its group
+    /// until its command times out, and without this the uploads queued behind waited one command timeout
+    /// after another. At most <see cref="MaxBytesInFlight"/> waits, which a node that keeps up writes in a few seconds.
+    /// </summary>
+    public TimeSpan CommitWait { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Most sessions one transaction decides and commits together.</summary>
     public int MaxSessionsPerCommit { get; set; } = 32;
 }

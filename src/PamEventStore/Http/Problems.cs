@@ -105,7 +105,7 @@ public static class Problems
     /// </summary>
     public static ProblemDetails DatabaseUnavailable(int retryAfterSeconds) =>
         Create(503, "database-unavailable", "Database unavailable",
-            $"The service cannot reach PostgreSQL. Send the request again in {retryAfterSeconds} s or later.",
+            $"The service cannot use PostgreSQL now: it cannot be reached, does not answer in time, or takes no writes (read-only, or out of disk or connections). Send the request again in {retryAfterSeconds} s or later.",
             new Dictionary<string, object?> { [RetryAfter] = retryAfterSeconds });
 
     /// <summary>

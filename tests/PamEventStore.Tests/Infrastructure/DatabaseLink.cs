@@ -6,7 +6,8 @@ namespace PamEventStore.Tests.Infrastructure;
 
 /// <summary>
 /// A loopback TCP relay between a service and PostgreSQL that a test can cut and mend, as a network
-/// failure or a database failover would: cut, open connections drop and new ones are refused.
+/// failure or a database failover would: cut, open connections drop and new ones are refused. Or stall,
+/// as a frozen server or a lost route does: connections stay open and are taken, and nothing goes through.
 /// </summary>
 public sealed class DatabaseLink : IAsyncDisposable
 {
@@ -15,6 +16,14 @@ public sealed class DatabaseLink : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly List<TcpClient> _open = [];
     private TcpListener? _listener;
+    private TaskCompletionSource _flowing = Flowing();
+
+    private static TaskCompletionSource Flowing()
+    {
+        var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        flowing.SetResult();
+        return flowing;
+    }
 
     private DatabaseLink(string connectionString)
     {
@@ -40,6 +49,17 @@ public sealed class DatabaseLink : IAsyncDisposable
             foreach (var client in _open.ToArray()) client.Dispose();
             _open.Clear();
         }
+    }
+
+    /// <summary>Nothing goes through any connection, open or new, until <see cref="Resume"/>.</summary>
+    public void Stall()
+    {
+        lock (_lock) _flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    public void Resume()
+    {
+        lock (_lock) _flowing.TrySetResult();
     }
 
     /// <summary>Takes connections again, on the same port.</summary>
@@ -103,7 +123,14 @@ public sealed class DatabaseLink : IAsyncDisposable
     {
         try
         {
-            await from.GetStream().CopyToAsync(to.GetStream());
+            var buffer = new byte[16 * 1024];
+            while (await from.GetStream().ReadAsync(buffer) is var read and > 0)
+            {
+                Task flowing;
+                lock (_lock) flowing = _flowing.Task;
+                await flowing;
+                await to.GetStream().WriteAsync(buffer.AsMemory(0, read));
+            }
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
         {
@@ -122,6 +149,7 @@ public sealed class DatabaseLink : IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
+        Resume();
         Cut();
         return ValueTask.CompletedTask;
     }

@@ -14,6 +14,7 @@ public sealed class tuning_connections
         tuned.MaxAutoPrepare.ShouldBe(64);
         tuned.AutoPrepareMinUsages.ShouldBe(2);
         tuned.MaxPoolSize.ShouldBe(Math.Max(16, 4 * Environment.ProcessorCount));
+        tuned.Timeout.ShouldBe(MartenSetup.ConnectTimeoutSeconds);
         tuned.Host.ShouldBe("db");
     }
 
@@ -26,10 +27,17 @@ public sealed class tuning_connections
     }
 
     [Fact]
+    public void a_command_timeout_is_not_taken_for_the_connect_timeout()
+    {
+        new NpgsqlConnectionStringBuilder(MartenSetup.Tuned("Host=db;Command Timeout=10")).Timeout.ShouldBe(MartenSetup.ConnectTimeoutSeconds);
+    }
+
+    [Fact]
     public void every_setting_the_operator_set_is_kept()
     {
-        var tuned = new NpgsqlConnectionStringBuilder(MartenSetup.Tuned("Host=db;No Reset On Close=false;Max Auto Prepare=0;Auto Prepare Min Usages=5"));
+        var tuned = new NpgsqlConnectionStringBuilder(MartenSetup.Tuned("Host=db;No Reset On Close=false;Max Auto Prepare=0;Auto Prepare Min Usages=5;Timeout=20"));
 
+        tuned.Timeout.ShouldBe(20);
         tuned.NoResetOnClose.ShouldBeFalse();
         tuned.MaxAutoPrepare.ShouldBe(0);
         tuned.AutoPrepareMinUsages.ShouldBe(5);

@@ -266,6 +266,89 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task while_the_database_stalls_uploads_waiting_for_a_writer_and_health_are_answered_503_in_time_and_what_is_sent_again_is_stored()
+    {
+        await using var link = DatabaseLink.To(store.Database.ConnectionString);
+        await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
+        {
+            ["ConnectionStrings:Marten"] = link.ConnectionString + ";Command Timeout=10",
+            ["Uploads:CommitWait"] = "00:00:01",
+            ["Uploads:CommitWriters"] = "2",
+        });
+        // Sessions being recorded: each has had its first batch (the node knows its gateway and project).
+        var sessions = new List<Guid>();
+        for (var i = 0; i < 8; i++) sessions.Add(await CreateSession(on: service));
+        foreach (var session in sessions)
+            (await SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=0", Gateway, OctetStream(Lines(0, 3)))).ShouldBeAccepted(0);
+        Task<Reply> Upload(Guid session) => SendTo(service, HttpMethod.Post, $"{Org.Sessions}/{session}/event-batches?startOffset=300", Gateway, OctetStream(Lines(3, 3)));
+
+        // A frozen server: connections stay open, nothing comes back. The first two uploads each hold one
+        // of the two writers until their command times out (10 s); the six after them wait for a writer.
+        link.Stall();
+        var first = Upload(sessions[0]);
+        await Task.Delay(300);
+        var second = Upload(sessions[1]);
+        await Task.Delay(300);
+        var stuck = new[] { first, second };
+        var sent = Stopwatch.StartNew();
+        var queued = await Task.WhenAll(sessions.Skip(2).Select(Upload));
+        var answeredAfter = sent.Elapsed;
+
+        // Answered when no writer took them within Uploads:CommitWait, not one command timeout after another.
+        foreach (var reply in queued) reply.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable").Response.Headers.RetryAfter.ShouldNotBeNull();
+        answeredAfter.ShouldBeLessThan(TimeSpan.FromSeconds(6));
+
+        // Health gives the database 5 s, not a command timeout.
+        var asked = Stopwatch.StartNew();
+        var health = await SendTo(service, HttpMethod.Get, "/health", User);
+        while (health.Status == HttpStatusCode.OK && asked.Elapsed < TimeSpan.FromSeconds(4)) health = await SendTo(service, HttpMethod.Get, "/health", User);
+        health.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable");
+        asked.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(9.5));
+
+        // Those in a transaction are answered once their command times out (a lock not taken in time reads
+        // as the session held elsewhere: the service cannot tell), before a gateway's own timeout.
+        foreach (var reply in await Task.WhenAll(stuck))
+        {
+            reply.Status.ShouldBe(HttpStatusCode.ServiceUnavailable);
+            (reply.IsProblem("database-unavailable") || reply.IsProblem("session-locked")).ShouldBeTrue(reply.Body.ToString());
+        }
+
+        sent.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(25));
+
+        link.Resume();
+        foreach (var session in sessions) (await Upload(session)).ShouldBeAccepted(1);
+        (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{sessions[^1]}/logs?offset=0&limit=100", User)).Body.GetProperty("logs").GetArrayLength().ShouldBe(6);
+    }
+
+    [Fact]
+    public async Task a_database_that_takes_no_writes_is_not_healthy()
+    {
+        // A database of its own, turned read-only once the service runs, as a primary turned read-only is.
+        var database = $"readonly_{Guid.NewGuid():N}";
+        await using var admin = new NpgsqlConnection(store.Database.ConnectionString);
+        await admin.OpenAsync();
+        await new NpgsqlCommand($"create database {database}", admin).ExecuteNonQueryAsync();
+        try
+        {
+            var own = new NpgsqlConnectionStringBuilder(store.Database.ConnectionString) { Database = database }.ConnectionString;
+            await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings) { ["ConnectionStrings:Marten"] = own });
+            (await SendTo(service, HttpMethod.Get, "/health", User)).Status.ShouldBe(HttpStatusCode.OK);
+
+            await new NpgsqlCommand($"alter database {database} set default_transaction_read_only = on; select pg_terminate_backend(pid) from pg_stat_activity where datname = '{database}'", admin).ExecuteNonQueryAsync();
+
+            // Health answers from what it saw at most 2 s ago.
+            var health = await SendTo(service, HttpMethod.Get, "/health", User);
+            for (var waited = Stopwatch.StartNew(); health.Status == HttpStatusCode.OK && waited.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(200))
+                health = await SendTo(service, HttpMethod.Get, "/health", User);
+            health.ShouldBeProblem(HttpStatusCode.ServiceUnavailable, "database-unavailable");
+        }
+        finally
+        {
+            await new NpgsqlCommand($"drop database {database} with (force)", admin).ExecuteNonQueryAsync();
+        }
+    }
+
+    [Fact]
     public async Task an_upload_to_a_session_held_longer_than_the_service_waits_is_answered_503_and_stored_when_sent_again()
     {
         await using var service = await ServiceProcess.StartAsync(new Dictionary<string, string>(Settings)
