@@ -12,10 +12,11 @@ public sealed class UploadOptions
     public static readonly TimeSpan MaxEndedSessionGrace = TimeSpan.FromDays(30);
 
     /// <summary>
-    /// Largest accepted event batch. Infisical's platform takes 1 MiB and its gateway sizes chunks at
-    /// 512 KiB to fit; a gateway sends one batch per 10 s, so this is far above a busy terminal.
+    /// Largest accepted event batch: 1 MiB, what Infisical's platform takes (its server's default body
+    /// limit). Its gateway sends everything recorded since its last acknowledged offset, uncapped, and
+    /// sends it again from the same offset after any refusal, so a batch refused for its size only grows.
     /// </summary>
-    public int MaxBatchBytes { get; set; } = 512 * 1024;
+    public int MaxBatchBytes { get; set; } = 1024 * 1024;
 
     /// <summary>Largest legacy bulk upload: a whole session at once.</summary>
     public int MaxLegacyLogsBytes { get; set; } = 32 * 1024 * 1024;
@@ -55,14 +56,14 @@ public sealed class UploadOptions
     /// holds nothing is always let in, as far as the node's limit allows. The default is eight of the
     /// largest batches, and far above what a gateway holds while its node keeps up (a few batches of a few KB).
     /// </summary>
-    public long MaxBytesInFlightPerGateway { get; set; } = 4 * 1024 * 1024;
+    public long MaxBytesInFlightPerGateway { get; set; } = 8 * 1024 * 1024;
 
     /// <summary>
     /// Slowest an event batch's body may arrive, after a grace of <see cref="BatchGrace"/>: its share of
     /// <see cref="MaxBytesInFlight"/> is held from before its body is read, so a body that trickles is cut
     /// off (408, nothing stored) instead of holding it for minutes at the server's default pace (240 bytes/s).
     /// Measured as for <see cref="LegacyLogsMinBytesPerSecond"/>: a batch of the largest size must be in
-    /// within the grace and 32 s at the default.
+    /// within the grace and 64 s at the default.
     /// </summary>
     public int BatchMinBytesPerSecond { get; set; } = 16 * 1024;
 
