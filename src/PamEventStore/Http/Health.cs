@@ -12,6 +12,10 @@ public static class Health
     // One reference, swapped whole: concurrent requests never read half of an update.
     private static Answer _last = new(DateTimeOffset.MinValue, false);
 
+    /// <summary>The question in flight, shared by every request that comes while it is asked: one at a time, however often the node is polled.</summary>
+    private static Task<Answer>? _asking;
+    private static readonly Lock Asking = new();
+
     /// <summary><c>GET /health</c> (and <c>HEAD</c>, as load balancers ask), anonymous: 200 when the service's database answers in time and takes writes, 503 when it does not.</summary>
     public static void MapHealth(this WebApplication app) =>
         app.MapMethods("/health", [HttpMethods.Get, HttpMethods.Head], async (IDocumentStore store, TimeProvider clock, CancellationToken ct) =>
@@ -19,8 +23,15 @@ public static class Health
             var last = _last;
             if (clock.GetUtcNow() - last.At > Remembered)
             {
-                last = new Answer(clock.GetUtcNow(), await DatabaseAnswersAsync(store, ct));
-                _last = last;
+                try
+                {
+                    last = await AskOnceAsync(store, clock).WaitAsync(Patience, ct);
+                }
+                catch (TimeoutException)
+                {
+                    // Not answered in time is the answer; the question goes on, and what it finds is remembered.
+                    last = new Answer(clock.GetUtcNow(), false);
+                }
             }
 
             return last.Healthy
@@ -28,39 +39,41 @@ public static class Health
                 : Problems.DatabaseUnavailable(ErrorResponses.DatabaseRetryAfterSeconds).ToResult();
         }).AllowAnonymous();
 
-    /// <summary>How long the database has to answer: a load balancer asks often and gives up soon.</summary>
+    /// <summary>How long a request waits for the database's answer: a load balancer asks often and gives up soon.</summary>
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(5);
 
-    /// <summary>
-    /// The database answers within <see cref="Patience"/> and takes writes: a primary turned read-only
-    /// (a failover, <c>default_transaction_read_only</c>) refuses every upload, so this node is not healthy.
-    /// The question is left to finish on its own when it takes longer (opening a connection to a frozen
-    /// server waits for the connect timeout, whatever the caller's token says).
-    /// </summary>
-    private static async Task<bool> DatabaseAnswersAsync(IDocumentStore store, CancellationToken ct)
+    /// <summary>The question in flight, or a new one; its answer is remembered when it comes, whoever still waits for it.</summary>
+    private static Task<Answer> AskOnceAsync(IDocumentStore store, TimeProvider clock)
     {
-        var asked = AskAsync(store);
-        try
+        lock (Asking)
         {
-            return await asked.WaitAsync(Patience, ct);
-        }
-        catch (TimeoutException)
-        {
-            return false;
+            if (_asking is { IsCompleted: false } asking) return asking;
+            return _asking = AskAsync(store, clock);
         }
     }
 
-    private static async Task<bool> AskAsync(IDocumentStore store)
+    /// <summary>
+    /// The database answers and takes writes: a primary turned read-only (a failover,
+    /// <c>default_transaction_read_only</c>) refuses every upload, so this node is not healthy. Never
+    /// throws: any failure is the answer (Marten wraps what Npgsql throws; a wrong password or a missing
+    /// database is as unhealthy as a server that is down).
+    /// </summary>
+    private static async Task<Answer> AskAsync(IDocumentStore store, TimeProvider clock)
     {
+        bool healthy;
         try
         {
             await using var session = store.QuerySession();
             var writable = await session.QueryAsync<bool>("select not pg_is_in_recovery() and current_setting('transaction_read_only') = 'off'");
-            return writable.SingleOrDefault();
+            healthy = writable.SingleOrDefault();
         }
-        catch (Exception e) when (e is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException)
+        catch (Exception)
         {
-            return false;
+            healthy = false;
         }
+
+        var answer = new Answer(clock.GetUtcNow(), healthy);
+        _last = answer;
+        return answer;
     }
 }

@@ -134,10 +134,15 @@ public static class BatchUploadRules
     /// offset). Only the stored content can tell: the caller opens it and asks <see cref="IsStoredPrefix"/>
     /// before <see cref="Decide"/>, which would take it for a conflict.
     /// </summary>
+    /// <remarks>
+    /// Not when the same content was the session's last conflict at that offset: it was opened then and
+    /// found not to be, and a refused gateway sends it again on every tick.
+    /// </remarks>
     public static bool MayBeStoredPrefix(PamSession session, IncomingBatch upload, IReadOnlyList<OffsetSegment>? storedAtOlderOffset) =>
         StoredAt(session, upload, storedAtOlderOffset) is [.., var last] stored
         && upload.Content.EventCount < last.EventCountEnd
-        && !IsStored(stored, upload);
+        && !IsStored(stored, upload)
+        && session.LastConflict?.IsRepeatedBy(upload.StartOffset, upload.Fingerprints.Of(upload.Content.Sha256())) != true;
 
     /// <param name="storedAtOffset">Every event stored at the upload's offset, in order, opened.</param>
     public static bool IsStoredPrefix(IncomingBatch upload, RecordingBatch storedAtOffset) =>

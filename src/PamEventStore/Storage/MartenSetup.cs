@@ -75,8 +75,10 @@ public static class MartenSetup
 
         // Npgsql waits 15 s for a connection to open. A frozen server or a lost route accepts the TCP
         // connection and never answers, and a request waited that long before its command timeout began.
+        // The same limit bounds a wait for a free pooled connection: past it, 503 database-unavailable
+        // (the node's own limits on pages, tails and uploads keep below the pool).
         var keys = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
-        if (!keys.ContainsKey("Timeout") && !keys.ContainsKey("Connect Timeout") && !keys.ContainsKey("Connection Timeout")) builder.Timeout = ConnectTimeoutSeconds;
+        if (!keys.ContainsKey("Timeout")) builder.Timeout = ConnectTimeoutSeconds;
         return builder.ConnectionString;
     }
 

@@ -122,6 +122,22 @@ public sealed class when_deciding_uploads
     // ---- new offsets ----
 
     [Fact]
+    public void fewer_events_than_stored_may_be_its_first_events_until_they_were_the_last_conflict_there()
+    {
+        Upload(0, Events(0, 5));
+        var fewer = new IncomingBatch(0, null, Events(1, 2), Keys);
+
+        // Only the stored content can tell: the writer opens it, once.
+        BatchUploadRules.MayBeStoredPrefix(_session, fewer, null).ShouldBeTrue();
+        Upload(0, Events(1, 2));
+
+        // Recorded as the conflict then: the same content sent again on the next tick is not opened again.
+        BatchUploadRules.MayBeStoredPrefix(_session, fewer, null).ShouldBeFalse();
+        BatchUploadRules.MayBeStoredPrefix(_session, new IncomingBatch(0, null, Events(0, 2), Keys), null).ShouldBeTrue();
+        BatchUploadRules.MayBeStoredPrefix(_session, new IncomingBatch(0, null, Events(0, 5), Keys), null).ShouldBeFalse();
+    }
+
+    [Fact]
     public void the_first_upload_of_a_starting_session_is_batch_zero_and_activates_the_session()
     {
         var content = Events(0, 3);
