@@ -110,20 +110,11 @@ public sealed class UploadCommits : IAsyncDisposable
         var waiting = new WaitingUpload(upload, ct);
         if (!_queue.Writer.TryWrite(waiting)) return await CommitAloneAsync(upload);
 
-        try
-        {
-            // Real time, not the sessions' clock: how long a caller waits, not when something happened.
-            await waiting.Taken.Task.WaitAsync(_options.CommitWait, ct);
-        }
-        catch (TimeoutException) when (waiting.GiveUp())
-        {
-            return new UploadOutcome.NotTaken();
-        }
-        catch (TimeoutException)
-        {
-            // A writer took it just as the wait ran out: its outcome is awaited as any other's.
-        }
-
+        // Real time, not the sessions' clock: how long a caller waits, not when something happened. The
+        // caller wakes once, for its outcome: that it was not taken in time is one. Once a writer took it,
+        // its outcome is awaited as any other's.
+        using var wait = new CancellationTokenSource(_options.CommitWait);
+        await using var notTaken = wait.Token.Register(static state => ((WaitingUpload)state!).GiveUpIfWaiting(), waiting);
         return await waiting.Outcome.Task.WaitAsync(ct);
     }
 
@@ -329,21 +320,19 @@ public sealed class UploadCommits : IAsyncDisposable
     {
         public TaskCompletionSource<UploadOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        /// <summary>Set once a writer takes it into a group; from then on its outcome is awaited, whatever it takes.</summary>
-        public TaskCompletionSource Taken { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _state; // 0 waiting, 1 taken by a writer, 2 given up by its caller
 
-        private int _state; // 0 waiting, 1 taken, 2 given up
+        /// <summary>A writer takes it, unless its caller gave up first; from then on it is decided and committed, whatever it takes.</summary>
+        public bool TryTake() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
 
-        /// <summary>A writer takes it, unless its caller gave up first.</summary>
-        public bool TryTake()
+        /// <summary>
+        /// Its caller stops waiting for a writer, unless one took it first: answered as not taken. Its share of
+        /// the node's limit stays held until a writer drops it, so a stalled node holds no more than its limit.
+        /// </summary>
+        public void GiveUpIfWaiting()
         {
-            if (Interlocked.CompareExchange(ref _state, 1, 0) != 0) return false;
-            Taken.TrySetResult();
-            return true;
+            if (Interlocked.CompareExchange(ref _state, 2, 0) == 0) Outcome.TrySetResult(new UploadOutcome.NotTaken());
         }
-
-        /// <summary>Its caller stops waiting for a writer, unless one took it first.</summary>
-        public bool GiveUp() => Interlocked.CompareExchange(ref _state, 2, 0) == 0;
 
         // Each way out gives the upload's share of the node's limit back first (decided, failed, or
         // dropped because its caller left): not when its caller stops waiting, while it is still held here.

@@ -315,6 +315,7 @@ public sealed class over_a_real_socket(PamStoreHost store) : IAsyncLifetime
 
         sent.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(25));
 
+        // Nothing answered 503 was stored: sent again, each is stored now, not answered as a duplicate.
         link.Resume();
         foreach (var session in sessions) (await Upload(session)).ShouldBeAccepted(1);
         (await SendTo(service, HttpMethod.Get, $"{Org.Sessions}/{sessions[^1]}/logs?offset=0&limit=100", User)).Body.GetProperty("logs").GetArrayLength().ShouldBe(6);
