@@ -18,15 +18,17 @@ namespace PamEventStore.Gateway;
 public static class OvertakenUploads
 {
     /// <summary>Whether the upload's events are the first of the events stored at its offset. Runs under the stream's lock.</summary>
+    /// <param name="storedAtOffset">The batch index's entries at the offset when the caller read them already (an older offset); otherwise read here.</param>
     public static async Task<bool> BeginWhatIsStoredAsync(
-        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, PamSession session, IncomingBatch upload, CancellationToken ct)
+        IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, PamSession session, IncomingBatch upload,
+        IReadOnlyList<StoredSegment>? storedAtOffset, CancellationToken ct)
     {
         try
         {
-            var stored = await RecordedBatch.StoredAtAsync(db, sessionId, upload.StartOffset, session.BatchCount, ct);
-            if (stored is not [{ StreamVersion: { } first }, ..] || stored[^1].StreamVersion is not { } last || stored.Any(s => s.StreamVersion is null)) return false;
+            var stored = storedAtOffset ?? await RecordedBatch.StoredAtAsync(db, sessionId, upload.StartOffset, session.BatchCount, ct);
+            if (stored.Count == 0 || stored.Any(s => s.StreamVersion is null)) return false;
 
-            var events = await db.Events.FetchStreamAsync(sessionId, version: last, fromVersion: first, token: ct);
+            var events = await db.Events.FetchStreamAsync(sessionId, version: stored[^1].StreamVersion!.Value, fromVersion: stored[0].StreamVersion!.Value, token: ct);
             var pieces = new List<byte[]>(stored.Count);
             var eventCount = 0;
             foreach (var segment in stored)
@@ -45,10 +47,10 @@ public static class OvertakenUploads
                 eventCount += batch.EventCount;
             }
 
-            return RecordingParser.TryParseBatch(OneArray(pieces), out var storedAtOffset, out _)
-                   && storedAtOffset.EventCount == eventCount
-                   && upload.Fingerprints.Matches(storedAtOffset.Sha256(), stored[^1].Segment.Fingerprint)
-                   && BatchUploadRules.IsStoredPrefix(upload, storedAtOffset);
+            return RecordingParser.TryParseBatch(OneArray(pieces), out var storedContent, out _)
+                   && storedContent.EventCount == eventCount
+                   && upload.Fingerprints.Matches(storedContent.Sha256(), stored[^1].Segment.Fingerprint)
+                   && BatchUploadRules.IsStoredPrefix(upload, storedContent);
         }
         catch (Exception e) when (e is not OperationCanceledException && !DatabaseFailures.IsFromDatabase(e))
         {

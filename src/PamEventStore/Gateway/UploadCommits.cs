@@ -190,12 +190,13 @@ public sealed class UploadCommits : IAsyncDisposable
         if (!upload.Caller.IsGatewayOf(session)) return new UploadOutcome.OtherGateway();
 
         var (startOffset, sessionId, caller) = (upload.Batch.StartOffset, upload.SessionId, upload.Caller);
-        var storedAtOffset = BatchUploadRules.NeedsStoredSegments(session, startOffset)
-            ? await RecordedBatch.SegmentsAtAsync(db, sessionId, startOffset, session.BatchCount, CancellationToken.None)
+        var storedEntries = BatchUploadRules.NeedsStoredSegments(session, startOffset)
+            ? await RecordedBatch.StoredAtAsync(db, sessionId, startOffset, session.BatchCount, CancellationToken.None)
             : null;
+        var storedAtOffset = storedEntries?.Select(s => s.Segment).ToList();
 
         if (BatchUploadRules.MayBeStoredPrefix(session, upload.Batch, storedAtOffset)
-            && await OvertakenUploads.BeginWhatIsStoredAsync(db, _cipher, caller.OrgId, sessionId, session, upload.Batch, CancellationToken.None))
+            && await OvertakenUploads.BeginWhatIsStoredAsync(db, _cipher, caller.OrgId, sessionId, session, upload.Batch, storedEntries, CancellationToken.None))
         {
             return new UploadOutcome.AlreadyStored();
         }

@@ -46,10 +46,7 @@ public sealed class RecordedBatch
     /// nothing either, where reading it as a document would fail the upload, and every upload committed
     /// with it, with a 500.
     /// </summary>
-    public static async Task<IReadOnlyList<OffsetSegment>> SegmentsAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct) =>
-        (await StoredAtAsync(db, sessionId, startOffset, batchCount, ct)).Select(s => s.Segment).ToList();
-
-    /// <summary>The batches stored at an offset, in order, read as <see cref="SegmentsAtAsync"/> reads them, with where each one's event is.</summary>
+    /// <returns>The batches stored at the offset, in order: each one's segment, and where its event is.</returns>
     public static async Task<IReadOnlyList<StoredSegment>> StoredAtAsync(IQuerySession db, Guid sessionId, long startOffset, long batchCount, CancellationToken ct)
     {
         using var json = new MemoryStream();

@@ -68,17 +68,21 @@ public static class MartenSetup
             throw new StartRefusedException($"ConnectionStrings:Marten is not a PostgreSQL connection string: {e.Message}");
         }
 
-        if (!HasKey(connectionString, "No Reset On Close")) builder.NoResetOnClose = true;
-        if (!HasKey(connectionString, "Max Auto Prepare")) builder.MaxAutoPrepare = 64;
-        if (!HasKey(connectionString, "Auto Prepare Min Usages")) builder.AutoPrepareMinUsages = 2;
-        if (!HasKey(connectionString, "Maximum Pool Size") && !HasKey(connectionString, "MaxPoolSize")) builder.MaxPoolSize = DefaultPoolSize;
+        // The keys the operator wrote, as keys: a value (a password) that spells one is not it, and
+        // "Command Timeout" is not "Timeout".
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        bool Given(string key) => given.ContainsKey(key) || given.ContainsKey(key.Replace(" ", ""));
+
+        if (!Given("No Reset On Close")) builder.NoResetOnClose = true;
+        if (!Given("Max Auto Prepare")) builder.MaxAutoPrepare = 64;
+        if (!Given("Auto Prepare Min Usages")) builder.AutoPrepareMinUsages = 2;
+        if (!Given("Maximum Pool Size") && !Given("Max Pool Size")) builder.MaxPoolSize = DefaultPoolSize;
 
         // Npgsql waits 15 s for a connection to open. A frozen server or a lost route accepts the TCP
         // connection and never answers, and a request waited that long before its command timeout began.
         // The same limit bounds a wait for a free pooled connection: past it, 503 database-unavailable
         // (the node's own limits on pages, tails and uploads keep below the pool).
-        var keys = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
-        if (!keys.ContainsKey("Timeout")) builder.Timeout = ConnectTimeoutSeconds;
+        if (!Given("Timeout")) builder.Timeout = ConnectTimeoutSeconds;
         return builder.ConnectionString;
     }
 
@@ -87,6 +91,4 @@ public static class MartenSetup
 
     public static int DefaultPoolSize => Math.Max(16, 4 * Environment.ProcessorCount);
 
-    private static bool HasKey(string connectionString, string key) =>
-        connectionString.Contains(key, StringComparison.OrdinalIgnoreCase) || connectionString.Contains(key.Replace(" ", ""), StringComparison.OrdinalIgnoreCase);
 }

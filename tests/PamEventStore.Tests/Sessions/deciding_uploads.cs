@@ -44,7 +44,7 @@ public sealed class when_deciding_uploads
 
     private static string Text(RecordingBatch batch) => Encoding.UTF8.GetString(batch.Canonical.Span);
 
-    /// <summary>What is stored at an offset, as <see cref="RecordedBatch.SegmentsAtAsync"/> reads it.</summary>
+    /// <summary>What is stored at an offset, the segments of what <see cref="RecordedBatch.StoredAtAsync"/> reads.</summary>
     private IReadOnlyList<OffsetSegment> SegmentsAt(long startOffset) =>
         _stored.Where(b => b.StartOffset == startOffset)
             .OrderBy(b => b.Sequence)
