@@ -50,18 +50,21 @@ public abstract record UploadOutcome
 /// <summary>
 /// Group commit of uploads. Uploads that arrive while others are being written wait for the next
 /// transaction together, up to <see cref="UploadOptions.MaxSessionsPerCommit"/> sessions (a transaction
-/// per org, each org being its own tenant): their streams are locked in one round trip, each session decides its batch, and everything is
-/// appended and committed at once (one WAL flush instead of one per upload). An upload alone goes
-/// through just as fast as on its own. Each session decides exactly as it would alone, under its
-/// stream's row lock; if a group fails as a whole, each of its uploads is tried again in a
-/// transaction of its own, so one session's failure is never another's.
+/// per org, each org being its own tenant). Each session decides its upload on its snapshot as this node
+/// last committed it (<see cref="SessionSnapshots"/>; read for the group in one round trip when it is not
+/// remembered), and what they decided is appended in one more, with one WAL flush for the group
+/// (<see cref="GuardedAppends"/>), guarded by the version each was decided at. If another writer (a node,
+/// an end of session) moved one of the streams meanwhile, nothing is written and the group is decided
+/// again through Marten, under its streams' row locks. An upload alone goes through just as fast as on
+/// its own. If a group fails as a whole, each of its uploads is tried again in a transaction of its own,
+/// so one session's failure is never another's.
 /// </summary>
 /// <remarks>
 /// <see cref="UploadOptions.CommitWriters"/> writers take groups from one queue: while one waits for
 /// its commit, the next takes what arrived meanwhile. A session is in one group at a time, so its
 /// uploads are decided in the order they came, each seeing what the one before it stored, and two
-/// writers never wait on each other's locks. Locks within a group are taken in id order, so groups on
-/// different nodes cannot deadlock either.
+/// writers never wait on each other's streams. Streams within a group are locked in id order, on either
+/// path, so groups on different nodes cannot deadlock either.
 /// </remarks>
 public sealed class UploadCommits : IAsyncDisposable
 {
@@ -77,6 +80,7 @@ public sealed class UploadCommits : IAsyncDisposable
     private readonly TimeProvider _clock;
     private readonly ILogger<UploadCommits> _logger;
     private readonly UploadOptions _options;
+    private readonly SessionSnapshots _snapshots = new();
     private readonly Channel<WaitingUpload> _queue = Channel.CreateUnbounded<WaitingUpload>();
     private readonly Lock _taking = new();
     private readonly List<WaitingUpload> _held = [];
@@ -149,7 +153,85 @@ public sealed class UploadCommits : IAsyncDisposable
     private async Task<UploadOutcome[]> CommitGroupAsync(string orgId, ReadyUpload[] uploads)
     {
         await using var db = _store.LightweightSession(orgId);
+        UploadOutcome[] outcomes;
+        try
+        {
+            outcomes = await CommitGuardedAsync(db, orgId, uploads);
+        }
+        catch (StreamMovedException moved)
+        {
+            // Another writer appended to one of these sessions after the snapshot its upload was decided on
+            // (a node, an end of session): nothing was written. Each is decided again, under its stream's lock.
+            _logger.LogInformation(moved, "A session's stream moved on while {Count} uploads were decided; they are decided again under their streams' locks", uploads.Length);
+            ForgetAll(orgId, uploads);
+            outcomes = await CommitLockedAsync(db, uploads);
+        }
+        catch
+        {
+            // Whether it was committed is not known (a connection lost at the commit): read again next time.
+            ForgetAll(orgId, uploads);
+            throw;
+        }
 
+        // Live tails of these sessions read what was stored now, not at their next poll.
+        for (var i = 0; i < uploads.Length; i++)
+        {
+            if (outcomes[i] is UploadOutcome.Stored) _signals.Signal(orgId, uploads[i].SessionId);
+        }
+
+        SessionsPerCommit.Record(uploads.Length);
+        return outcomes;
+    }
+
+    private void ForgetAll(string orgId, ReadyUpload[] uploads)
+    {
+        foreach (var upload in uploads) _snapshots.Forget(orgId, upload.SessionId);
+    }
+
+    /// <summary>
+    /// Each upload decided on its session's snapshot as this node last committed it, or as read for the
+    /// group in one round trip, and what they decided appended in one more (<see cref="GuardedAppends"/>):
+    /// refused as a whole if any stream has moved on meanwhile.
+    /// </summary>
+    private async Task<UploadOutcome[]> CommitGuardedAsync(IDocumentSession db, string orgId, ReadyUpload[] uploads)
+    {
+        var snapshots = uploads.Select(upload => _snapshots.Find(orgId, upload.SessionId)).ToArray();
+        if (snapshots.Contains(null))
+        {
+            var batch = db.CreateBatchQuery();
+            var reads = uploads.Select((upload, i) => snapshots[i] is null ? batch.Load<PamSession>(upload.SessionId) : null).ToArray();
+            await batch.Execute();
+            for (var i = 0; i < uploads.Length; i++)
+            {
+                if (reads[i] is not { } read || await read is not { } session) continue;
+                snapshots[i] = session;
+                _snapshots.Remember(orgId, session);
+            }
+        }
+
+        var now = _clock.GetUtcNow();
+        var outcomes = new UploadOutcome[uploads.Length];
+        var appends = new List<SessionAppend>();
+        for (var i = 0; i < uploads.Length; i++)
+        {
+            var session = snapshots[i];
+            var (outcome, linked) = await DecideAsync(db, session, session?.Version ?? 0, uploads[i], now);
+            outcomes[i] = outcome;
+            if (linked.Length > 0) appends.Add(new SessionAppend(session!, linked));
+        }
+
+        if (appends.Count > 0)
+        {
+            await GuardedAppends.WriteAsync(db, appends, CancellationToken.None);
+            foreach (var append in appends) _snapshots.Remember(orgId, append.After);
+        }
+
+        return outcomes;
+    }
+
+    /// <summary>The group decided under its streams' row locks, taken in one round trip in id order, and saved through Marten's unit of work.</summary>
+    private async Task<UploadOutcome[]> CommitLockedAsync(IDocumentSession db, ReadyUpload[] uploads)
+    {
         var batch = db.CreateBatchQuery();
         var streams = uploads
             .Select((upload, index) => (upload, index))
@@ -164,30 +246,24 @@ public sealed class UploadCommits : IAsyncDisposable
         foreach (var (index, fetched) in streams)
         {
             var stream = await fetched;
-            outcomes[index] = await DecideAsync(db, stream, uploads[index], now);
-            appended |= stream.Events.Count > 0;
+            var (outcome, linked) = await DecideAsync(db, stream.Aggregate, stream.StartingVersion ?? 0, uploads[index], now);
+            outcomes[index] = outcome;
+            if (linked.Length > 0) stream.AppendMany(linked);
+            appended |= linked.Length > 0;
         }
 
-        if (appended)
-        {
-            await db.SaveChangesAsync();
-
-            // Live tails of these sessions read what was stored now, not at their next poll.
-            for (var i = 0; i < uploads.Length; i++)
-            {
-                if (outcomes[i] is UploadOutcome.Stored) _signals.Signal(orgId, uploads[i].SessionId);
-            }
-        }
-
-        SessionsPerCommit.Record(uploads.Length);
+        if (appended) await db.SaveChangesAsync();
         return outcomes;
     }
 
-    /// <summary>The session decides the upload under its lock; what it decides to record is appended to its stream.</summary>
-    private async Task<UploadOutcome> DecideAsync(IDocumentSession db, IEventStream<PamSession> stream, ReadyUpload upload, DateTimeOffset now)
+    /// <summary>
+    /// The session, as stored at <paramref name="version"/>, decides the upload; what it decides to record
+    /// comes back linked onto its chain, to be appended at that version.
+    /// </summary>
+    private async Task<(UploadOutcome Outcome, SessionEvent[] Linked)> DecideAsync(IQuerySession db, PamSession? session, long version, ReadyUpload upload, DateTimeOffset now)
     {
-        if (stream.Aggregate is not { } session || !upload.Caller.CanSeeProject(session.ProjectId)) return new UploadOutcome.NoSuchSession();
-        if (!upload.Caller.IsGatewayOf(session)) return new UploadOutcome.OtherGateway();
+        if (session is null || !upload.Caller.CanSeeProject(session.ProjectId)) return (new UploadOutcome.NoSuchSession(), []);
+        if (!upload.Caller.IsGatewayOf(session)) return (new UploadOutcome.OtherGateway(), []);
 
         var (startOffset, sessionId, caller) = (upload.Batch.StartOffset, upload.SessionId, upload.Caller);
         var storedEntries = BatchUploadRules.NeedsStoredSegments(session, startOffset)
@@ -198,8 +274,10 @@ public sealed class UploadCommits : IAsyncDisposable
         if (BatchUploadRules.MayBeStoredPrefix(session, upload.Batch, storedAtOffset)
             && await OvertakenUploads.BeginWhatIsStoredAsync(db, _cipher, caller.OrgId, sessionId, session, upload.Batch, storedEntries, CancellationToken.None))
         {
-            return new UploadOutcome.AlreadyStored();
+            return (new UploadOutcome.AlreadyStored(), []);
         }
+
+        SessionEvent[] Linked(IEnumerable<SessionEvent> events) => upload.Sealing.Chain.Extend(caller.OrgId, sessionId, version, session.ChainHead, events);
 
         switch (BatchUploadRules.Decide(session, upload.Batch, storedAtOffset, caller.AsActor(), now, _options.EndedSessionGrace))
         {
@@ -208,15 +286,14 @@ public sealed class UploadCommits : IAsyncDisposable
                 // A batch stored from its middle (its first events were stored before) is packed here, as what it holds.
                 var packed = ReferenceEquals(accept.Content, upload.Batch.Content) && upload.Packed is { } whole ? whole : PackedContent.Pack(accept.Content.Canonical.Span, _options.CompressContent);
                 var sealedContent = RecordingCipher.Seal(upload.Sealing, place, packed);
-                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, accept.Events(accept.Batch.SealedAs(sealedContent)));
-                return new UploadOutcome.Stored(accept.Batch.Sequence) { Chain = stream.Position() };
+                var stored = Linked(accept.Events(accept.Batch.SealedAs(sealedContent)));
+                return (new UploadOutcome.Stored(accept.Batch.Sequence) { Chain = new ChainPosition(version + stored.Length, stored[^1].Link!) }, stored);
 
             case RejectBatch reject:
-                stream.AppendLinked(upload.Sealing.Chain, caller.OrgId, sessionId, reject.Events());
-                return new UploadOutcome.Refused(reject.Reason);
+                return (new UploadOutcome.Refused(reject.Reason), Linked(reject.Events()));
 
             default:
-                return new UploadOutcome.AlreadyStored();
+                return (new UploadOutcome.AlreadyStored(), []);
         }
     }
 

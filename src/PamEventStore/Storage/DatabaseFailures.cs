@@ -38,11 +38,13 @@ public static class DatabaseFailures
     /// <summary>Npgsql or the server failed the command (the transaction may be aborted), as opposed to reading what it returned.</summary>
     public static bool IsFromDatabase(Exception failure) => Causes(failure).Any(cause => cause is NpgsqlException);
 
-    /// <summary>A session's stream was held (by another request or node) for longer than the command timeout.</summary>
+    /// <summary>A session's stream was held (by another request or node) for longer than the command timeout (half of it, for a guarded append).</summary>
     public static bool IsStreamLocked(Exception failure) => Causes(failure).Any(IsStreamLock);
 
-    // Marten's, and the one JasperFx.Events defines for event stores in general.
-    private static bool IsStreamLock(Exception cause) => cause is Marten.Exceptions.StreamLockedException or StreamLockedException;
+    // Marten's, the one JasperFx.Events defines for event stores in general, and a guarded append's
+    // lock_timeout (GuardedAppends).
+    private static bool IsStreamLock(Exception cause) =>
+        cause is Marten.Exceptions.StreamLockedException or StreamLockedException or PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable };
 
     private static IEnumerable<Exception> Causes(Exception failure)
     {

@@ -38,6 +38,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
     private sealed class CountingLogger : ILogger<UploadCommits>
     {
         public int Warnings;
+        public int Informations;
 
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
@@ -46,6 +47,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
             if (logLevel == LogLevel.Warning) Interlocked.Increment(ref Warnings);
+            if (logLevel == LogLevel.Information) Interlocked.Increment(ref Informations);
         }
     }
 
@@ -250,6 +252,39 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         }
 
         Decided(await waiting.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBe(new UploadOutcome.Stored(0));
+    }
+
+    [Fact]
+    public async Task a_session_appended_to_elsewhere_while_its_upload_is_written_has_it_decided_again_under_its_lock()
+    {
+        var session = await _org.CreateSessionAsync();
+        var logs = new CountingLogger();
+        await using var commits = NewCommits(logger: logs);
+        Decided(await commits.CommitAsync(await Ready(session, 0, Lines(0, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(0));
+
+        // Another node holds the stream and ends the session, after this node read the snapshot it decides
+        // the next upload on: its append waits for the stream, then finds the version it expected taken.
+        Task<UploadOutcome> upload;
+        await using (var elsewhere = Documents.LightweightSession(_org.Id))
+        {
+            var stream = await elsewhere.Events.FetchForExclusiveWriting<PamSession>(session);
+            upload = commits.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None);
+            await UntilAWriterWaitsOnALockAsync();
+            var sealing = await store.Host.Services.GetRequiredService<RecordingCipher>().SealingAsync(_org.Id, CancellationToken.None);
+            stream.AppendLinked(sealing.Chain, _org.Id, session, [new SessionEnded(store.Clock.GetUtcNow(), new Actor("user", "user:alice", null, "elsewhere"), "ended elsewhere")]);
+            await elsewhere.SaveChangesAsync();
+        }
+
+        // Decided again on the ended session (within its grace), appended after the end, linked onto it.
+        var outcome = await upload.WaitAsync(TimeSpan.FromSeconds(10));
+        Decided(outcome).ShouldBe(new UploadOutcome.Stored(1));
+        logs.Informations.ShouldBe(1);
+        (await EventRows([session])).Select(e => (e.Version, e.Type)).ShouldBe(
+            [(1, "session_started"), (2, "session_activated"), (3, "batch_uploaded"), (4, "session_ended"), (5, "batch_uploaded")]);
+        var integrity = (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/integrity", _org.UserToken())).Body.GetProperty("integrity");
+        integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
+        integrity.GetProperty("chainLength").GetInt64().ShouldBe(5);
+        integrity.GetProperty("chainHead").GetString().ShouldBe(Convert.ToBase64String(((UploadOutcome.Stored)outcome).Chain!.Head));
     }
 
     private const string BackendsWaitingOnLocks = "from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()";
