@@ -17,7 +17,7 @@ namespace PamEventStore.Gateway;
 /// </summary>
 public static class OvertakenUploads
 {
-    /// <summary>Whether the upload's events are the first of the events stored at its offset. Runs under the stream's lock.</summary>
+    /// <summary>Whether the upload's events are the first of the events stored at its offset. Runs on the session as its upload is decided, before anything is appended.</summary>
     /// <param name="storedAtOffset">The batch index's entries at the offset when the caller read them already (an older offset); otherwise read here.</param>
     public static async Task<bool> BeginWhatIsStoredAsync(
         IQuerySession db, RecordingCipher cipher, string orgId, Guid sessionId, PamSession session, IncomingBatch upload,

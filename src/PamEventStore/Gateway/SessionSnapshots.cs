@@ -6,16 +6,17 @@ namespace PamEventStore.Gateway;
 /// <summary>
 /// The snapshot of each session this node's group commit last read or wrote (in memory only), so that
 /// the session's next upload is decided without reading it again. Nothing here is trusted to be current:
-/// the append of what was decided on it is refused if the stream has moved on since
-/// (<see cref="Storage.GuardedAppends"/>: another node, an end of session), and then the upload is decided
-/// again under the stream's lock, on what is stored, and the snapshot forgotten.
+/// whatever was decided on it, appended or not, is written only if the session is still stored as it was
+/// (<see cref="Storage.GuardedAppends"/>: its stream's version and chain head), and otherwise decided again
+/// under the stream's lock, on what is stored (another node, an end of session, commits lost to a failover).
 /// </summary>
 public sealed class SessionSnapshots : IDisposable
 {
     /// <summary>
-    /// Sessions remembered, least recently used evicted: one to two KB each (the last offset's fingerprints,
-    /// up to <see cref="PamSession.MaxListedGaps"/> gaps). More than one node uploads to in a minute at its
-    /// measured peak; a session not remembered costs a read, in the round trip its group reads all of those.
+    /// Sessions remembered, least recently used evicted. An entry is under a KB for a session that records as
+    /// it should, a few KB with <see cref="PamSession.MaxListedGaps"/> gaps or many re-uploads at its newest
+    /// offset: tens of MB at most. It covers the sessions a node took at its measured peak, a batch every 10 s
+    /// each (BENCHMARKS.md); a session not remembered costs a read, in one round trip for its whole group.
     /// </summary>
     public const int Entries = 20_000;
 
@@ -30,6 +31,8 @@ public sealed class SessionSnapshots : IDisposable
     public void Remember(string orgId, PamSession snapshot) => _cache.Set((orgId, snapshot.Id), snapshot, EntryOptions);
 
     public void Forget(string orgId, Guid sessionId) => _cache.Remove((orgId, sessionId));
+
+    public void ForgetEverything() => _cache.Clear();
 
     public void Dispose() => _cache.Dispose();
 }

@@ -53,8 +53,8 @@ public abstract record UploadOutcome
 /// per org, each org being its own tenant). Each session decides its upload on its snapshot as this node
 /// last committed it (<see cref="SessionSnapshots"/>; read for the group in one round trip when it is not
 /// remembered), and what they decided is appended in one more, with one WAL flush for the group
-/// (<see cref="GuardedAppends"/>), guarded by the version each was decided at. If another writer (a node,
-/// an end of session) moved one of the streams meanwhile, nothing is written and the group is decided
+/// (<see cref="GuardedAppends"/>), guarded by what each was decided on. If another writer (a node, an end
+/// of session) moved one of the streams meanwhile, or the node remembers commits the database lost, nothing is written and the group is decided
 /// again through Marten, under its streams' row locks. An upload alone goes through just as fast as on
 /// its own. If a group fails as a whole, each of its uploads is tried again in a transaction of its own,
 /// so one session's failure is never another's.
@@ -166,10 +166,13 @@ public sealed class UploadCommits : IAsyncDisposable
             ForgetAll(orgId, uploads);
             outcomes = await CommitLockedAsync(db, uploads);
         }
-        catch
+        catch (Exception failure)
         {
             // Whether it was committed is not known (a connection lost at the commit): read again next time.
-            ForgetAll(orgId, uploads);
+            // A database that failed may come back as another one (a failover to a replica that had not
+            // received the last commits): nothing remembered of any session is to be trusted then.
+            if (DatabaseFailures.IsUnavailable(failure)) _snapshots.ForgetEverything();
+            else ForgetAll(orgId, uploads);
             throw;
         }
 
@@ -196,6 +199,7 @@ public sealed class UploadCommits : IAsyncDisposable
     private async Task<UploadOutcome[]> CommitGuardedAsync(IDocumentSession db, string orgId, ReadyUpload[] uploads)
     {
         var snapshots = uploads.Select(upload => _snapshots.Find(orgId, upload.SessionId)).ToArray();
+        var remembered = snapshots.Select(s => s is not null).ToArray();
         if (snapshots.Contains(null))
         {
             var batch = db.CreateBatchQuery();
@@ -212,17 +216,23 @@ public sealed class UploadCommits : IAsyncDisposable
         var now = _clock.GetUtcNow();
         var outcomes = new UploadOutcome[uploads.Length];
         var appends = new List<SessionAppend>();
+        var unchanged = new List<PamSession>();
         for (var i = 0; i < uploads.Length; i++)
         {
             var session = snapshots[i];
             var (outcome, linked) = await DecideAsync(db, session, session?.Version ?? 0, uploads[i], now);
             outcomes[i] = outcome;
             if (linked.Length > 0) appends.Add(new SessionAppend(session!, linked));
+
+            // A duplicate or a refusal decided on what this node remembers is only as good as the memory: it is
+            // checked against what is stored with the appends. (A session's binding never changes: a refusal of
+            // the caller needs no check.)
+            else if (remembered[i] && outcome is UploadOutcome.AlreadyStored or UploadOutcome.Refused) unchanged.Add(session!);
         }
 
-        if (appends.Count > 0)
+        if (appends.Count > 0 || unchanged.Count > 0)
         {
-            await GuardedAppends.WriteAsync(db, appends, CancellationToken.None);
+            await GuardedAppends.WriteAsync(db, appends, unchanged, CancellationToken.None);
             foreach (var append in appends) _snapshots.Remember(orgId, append.After);
         }
 
@@ -242,17 +252,21 @@ public sealed class UploadCommits : IAsyncDisposable
 
         var now = _clock.GetUtcNow();
         var outcomes = new UploadOutcome[uploads.Length];
-        var appended = false;
+        var decided = new List<SessionAppend>();
         foreach (var (index, fetched) in streams)
         {
             var stream = await fetched;
-            var (outcome, linked) = await DecideAsync(db, stream.Aggregate, stream.StartingVersion ?? 0, uploads[index], now);
+            var version = stream.StartingVersion ?? 0;
+            var (outcome, linked) = await DecideAsync(db, stream.Aggregate, version, uploads[index], now);
             outcomes[index] = outcome;
             if (linked.Length > 0) stream.AppendMany(linked);
-            appended |= linked.Length > 0;
+            if (stream.Aggregate is { } session) decided.Add(new SessionAppend(session with { Version = version }, linked));
         }
 
-        if (appended) await db.SaveChangesAsync();
+        if (decided.Any(d => d.Events.Count > 0)) await db.SaveChangesAsync();
+
+        // What was stored under the locks is what the sessions' next uploads are decided on.
+        foreach (var session in decided) _snapshots.Remember(uploads[0].Caller.OrgId, session.After);
         return outcomes;
     }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The front's ceiling (BENCHMARKS.md, "What the HTTP front leaves for the store"): the ingest phase run
-# in alternated turns against three builds of the service, from a scratch clone with front-ceiling.patch
+# in alternated turns against five builds of the service, from a scratch clone with front-ceiling.patch
 # applied (the patch is an experiment, never shipped; the clone is of what is committed):
-#   real   the service as it is (the session's stream, snapshot and batch index, group commit);
+#   real   the service as it is (group commit: decided on the remembered snapshot, guarded append in one round trip);
 #   rows   the same front, and what an event-sourced upload writes (event row, stream version, snapshot,
 #          batch index entry) in one round trip of plain SQL outside Marten, the session's state in memory;
 #   rowsgroup  those rows for every session of a group commit in one round trip;

@@ -287,6 +287,47 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         integrity.GetProperty("chainHead").GetString().ShouldBe(Convert.ToBase64String(((UploadOutcome.Stored)outcome).Chain!.Head));
     }
 
+    [Fact]
+    public async Task a_commit_the_node_remembers_but_the_database_lost_does_not_answer_its_batch_sent_again_as_stored()
+    {
+        var session = await _org.CreateSessionAsync();
+        await using var commits = NewCommits();
+        Decided(await commits.CommitAsync(await Ready(session, 0, Lines(0, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(0));
+        Decided(await commits.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
+
+        // A failover or a restore loses the last commit (batch 1, the stream's version 4); the node still remembers it.
+        await StoredEvents.RewindAsync(store, _org, session, 3);
+
+        // The gateway sends batch 1 again: it is stored, not answered as a duplicate of what is no longer there.
+        Decided(await commits.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
+        Decided(await commits.CommitAsync(await Ready(session, 200, Lines(4, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(2));
+        (await EventRows([session])).Select(e => (e.Version, e.Type)).ShouldBe(
+            [(1, "session_started"), (2, "session_activated"), (3, "batch_uploaded"), (4, "batch_uploaded"), (5, "batch_uploaded")]);
+    }
+
+    [Fact]
+    public async Task a_session_written_again_to_the_same_length_after_a_lost_commit_is_not_appended_onto_the_history_the_node_remembers()
+    {
+        var session = await _org.CreateSessionAsync();
+        await using var nodeA = NewCommits();
+        await using var nodeB = NewCommits();
+        Decided(await nodeA.CommitAsync(await Ready(session, 0, Lines(0, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(0));
+        Decided(await nodeA.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
+
+        // Batch 1 is lost to a restore, and another node stores other content as batch 1: the stream is at
+        // version 4 again, as node A remembers it, but with another history.
+        await StoredEvents.RewindAsync(store, _org, session, 3);
+        Decided(await nodeB.CommitAsync(await Ready(session, 100, Lines(7, 3)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
+
+        var outcome = await nodeA.CommitAsync(await Ready(session, 400, Lines(10, 2)), CancellationToken.None);
+
+        Decided(outcome).ShouldBe(new UploadOutcome.Stored(2));
+        var integrity = (await _org.SendAsync(HttpMethod.Get, $"{Org.Sessions}/{session}/integrity", _org.UserToken())).Body.GetProperty("integrity");
+        integrity.GetProperty("intact").GetBoolean().ShouldBeTrue(integrity.ToString());
+        integrity.GetProperty("chainLength").GetInt64().ShouldBe(5);
+        integrity.GetProperty("chainHead").GetString().ShouldBe(Convert.ToBase64String(((UploadOutcome.Stored)outcome).Chain!.Head));
+    }
+
     private const string BackendsWaitingOnLocks = "from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()";
 
     /// <summary>Until a writer's transaction is waiting on a stream lock held elsewhere.</summary>
