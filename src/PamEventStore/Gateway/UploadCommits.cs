@@ -50,12 +50,11 @@ public abstract record UploadOutcome
 /// <summary>
 /// Group commit of uploads. Uploads that arrive while others are being written wait for the next
 /// transaction together, up to <see cref="UploadOptions.MaxSessionsPerCommit"/> sessions (a transaction
-/// per org, each org being its own tenant). Each session decides its upload on its snapshot as this node
-/// last committed it (<see cref="SessionSnapshots"/>; read for the group in one round trip when it is not
-/// remembered), and what they decided is appended in one more, with one WAL flush for the group
-/// (<see cref="GuardedAppends"/>), guarded by what each was decided on. If another writer (a node, an end
-/// of session) moved one of the streams meanwhile, or the node remembers commits the database lost, nothing is written and the group is decided
-/// again through Marten, under its streams' row locks. An upload alone goes through just as fast as on
+/// per org, each org being its own tenant). Their snapshots are read in one round trip, without locks;
+/// each session decides its upload on its own, and what they decided is appended in one more, with one
+/// WAL flush for the group (<see cref="GuardedAppends"/>), guarded by the version each was decided at. If
+/// another writer (a node, an end of session) moved one of the streams meanwhile, nothing is written and
+/// the group is decided again through Marten, under its streams' row locks. An upload alone goes through just as fast as on
 /// its own. If a group fails as a whole, each of its uploads is tried again in a transaction of its own,
 /// so one session's failure is never another's.
 /// </summary>
@@ -80,7 +79,6 @@ public sealed class UploadCommits : IAsyncDisposable
     private readonly TimeProvider _clock;
     private readonly ILogger<UploadCommits> _logger;
     private readonly UploadOptions _options;
-    private readonly SessionSnapshots _snapshots = new();
     private readonly Channel<WaitingUpload> _queue = Channel.CreateUnbounded<WaitingUpload>();
     private readonly Lock _taking = new();
     private readonly List<WaitingUpload> _held = [];
@@ -156,24 +154,14 @@ public sealed class UploadCommits : IAsyncDisposable
         UploadOutcome[] outcomes;
         try
         {
-            outcomes = await CommitGuardedAsync(db, orgId, uploads);
+            outcomes = await CommitGuardedAsync(db, uploads);
         }
         catch (StreamMovedException moved)
         {
             // Another writer appended to one of these sessions after the snapshot its upload was decided on
             // (a node, an end of session): nothing was written. Each is decided again, under its stream's lock.
             _logger.LogInformation(moved, "A session's stream moved on while {Count} uploads were decided; they are decided again under their streams' locks", uploads.Length);
-            ForgetAll(orgId, uploads);
             outcomes = await CommitLockedAsync(db, uploads);
-        }
-        catch (Exception failure)
-        {
-            // Whether it was committed is not known (a connection lost at the commit): read again next time.
-            // A database that failed may come back as another one (a failover to a replica that had not
-            // received the last commits): nothing remembered of any session is to be trusted then.
-            if (DatabaseFailures.IsUnavailable(failure)) _snapshots.ForgetEverything();
-            else ForgetAll(orgId, uploads);
-            throw;
         }
 
         // Live tails of these sessions read what was stored now, not at their next poll.
@@ -186,56 +174,29 @@ public sealed class UploadCommits : IAsyncDisposable
         return outcomes;
     }
 
-    private void ForgetAll(string orgId, ReadyUpload[] uploads)
-    {
-        foreach (var upload in uploads) _snapshots.Forget(orgId, upload.SessionId);
-    }
-
     /// <summary>
-    /// Each upload decided on its session's snapshot as this node last committed it, or as read for the
-    /// group in one round trip, and what they decided appended in one more (<see cref="GuardedAppends"/>):
-    /// refused as a whole if any stream has moved on meanwhile.
+    /// The group's snapshots read in one round trip, without locks, each upload decided on its session's, and
+    /// what they decided appended in one more (<see cref="GuardedAppends"/>): refused as a whole if any
+    /// stream has moved on meanwhile.
     /// </summary>
-    private async Task<UploadOutcome[]> CommitGuardedAsync(IDocumentSession db, string orgId, ReadyUpload[] uploads)
+    private async Task<UploadOutcome[]> CommitGuardedAsync(IDocumentSession db, ReadyUpload[] uploads)
     {
-        var snapshots = uploads.Select(upload => _snapshots.Find(orgId, upload.SessionId)).ToArray();
-        var remembered = snapshots.Select(s => s is not null).ToArray();
-        if (snapshots.Contains(null))
-        {
-            var batch = db.CreateBatchQuery();
-            var reads = uploads.Select((upload, i) => snapshots[i] is null ? batch.Load<PamSession>(upload.SessionId) : null).ToArray();
-            await batch.Execute();
-            for (var i = 0; i < uploads.Length; i++)
-            {
-                if (reads[i] is not { } read || await read is not { } session) continue;
-                snapshots[i] = session;
-                _snapshots.Remember(orgId, session);
-            }
-        }
+        var batch = db.CreateBatchQuery();
+        var snapshots = uploads.Select(upload => batch.Load<PamSession>(upload.SessionId)).ToArray();
+        await batch.Execute();
 
         var now = _clock.GetUtcNow();
         var outcomes = new UploadOutcome[uploads.Length];
         var appends = new List<SessionAppend>();
-        var unchanged = new List<PamSession>();
         for (var i = 0; i < uploads.Length; i++)
         {
-            var session = snapshots[i];
+            var session = await snapshots[i];
             var (outcome, linked) = await DecideAsync(db, session, session?.Version ?? 0, uploads[i], now);
             outcomes[i] = outcome;
             if (linked.Length > 0) appends.Add(new SessionAppend(session!, linked));
-
-            // A duplicate or a refusal decided on what this node remembers is only as good as the memory: it is
-            // checked against what is stored with the appends. (A session's binding never changes: a refusal of
-            // the caller needs no check.)
-            else if (remembered[i] && outcome is UploadOutcome.AlreadyStored or UploadOutcome.Refused) unchanged.Add(session!);
         }
 
-        if (appends.Count > 0 || unchanged.Count > 0)
-        {
-            await GuardedAppends.WriteAsync(db, appends, unchanged, CancellationToken.None);
-            foreach (var append in appends) _snapshots.Remember(orgId, append.After);
-        }
-
+        if (appends.Count > 0) await GuardedAppends.WriteAsync(db, appends, CancellationToken.None);
         return outcomes;
     }
 
@@ -252,21 +213,17 @@ public sealed class UploadCommits : IAsyncDisposable
 
         var now = _clock.GetUtcNow();
         var outcomes = new UploadOutcome[uploads.Length];
-        var decided = new List<SessionAppend>();
+        var appended = false;
         foreach (var (index, fetched) in streams)
         {
             var stream = await fetched;
-            var version = stream.StartingVersion ?? 0;
-            var (outcome, linked) = await DecideAsync(db, stream.Aggregate, version, uploads[index], now);
+            var (outcome, linked) = await DecideAsync(db, stream.Aggregate, stream.StartingVersion ?? 0, uploads[index], now);
             outcomes[index] = outcome;
             if (linked.Length > 0) stream.AppendMany(linked);
-            if (stream.Aggregate is { } session) decided.Add(new SessionAppend(session with { Version = version }, linked));
+            appended |= linked.Length > 0;
         }
 
-        if (decided.Any(d => d.Events.Count > 0)) await db.SaveChangesAsync();
-
-        // What was stored under the locks is what the sessions' next uploads are decided on.
-        foreach (var session in decided) _snapshots.Remember(uploads[0].Caller.OrgId, session.After);
+        if (appended) await db.SaveChangesAsync();
         return outcomes;
     }
 

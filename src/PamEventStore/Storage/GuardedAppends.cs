@@ -21,17 +21,16 @@ public sealed record SessionAppend(PamSession Before, IReadOnlyList<SessionEvent
 }
 
 /// <summary>
-/// A session in a guarded append was no longer stored as its upload was decided on: another writer (a
-/// node, an end of session) appended meanwhile, or commits the node remembers were lost (a failover, a
-/// restore). Nothing of the group was written.
+/// The stream of a session in a guarded append was no longer at the version its upload was decided at:
+/// another writer (a node, an end of session) appended meanwhile. Nothing of the group was written.
 /// </summary>
 public sealed class StreamMovedException(Exception inner) : Exception("A session's stream moved on after its upload was decided; nothing was written.", inner);
 
 /// <summary>
 /// Appends the decided events of a group of sessions in one round trip and one implicit transaction,
-/// each decided on its session's snapshot as last committed (remembered by the node, or read) instead of
-/// under its stream's lock, and guarded by it: if any session is no longer stored as it was decided on
-/// (its stream's version and its chain head), the whole group is rolled back
+/// each decided on its session's snapshot as last committed (read without a lock) instead of under its
+/// stream's lock, and guarded by the version it was decided at: if any stream has moved on since, the
+/// whole group is rolled back
 /// (<see cref="StreamMovedException"/>) and nothing is written. It writes, per session, exactly the rows
 /// Marten writes for the same events (a test compares every column): the stream's new version, the event
 /// rows (as <c>mt_quick_append_events</c>, the function of Marten's quick append, inserts them), and what
@@ -59,12 +58,8 @@ public static class GuardedAppends
     /// </summary>
     private const string StreamVersionKey = "pk_mt_events_stream_and_version";
 
-    /// <summary>
-    /// Writes every session's append, or nothing: durable once it returns. <paramref name="unchanged"/> are
-    /// snapshots that decided an upload without appending (a duplicate, a refusal not recorded again): they
-    /// are checked to be still what is stored, in the same round trip, or nothing is written either.
-    /// </summary>
-    public static async Task WriteAsync(IDocumentSession db, IReadOnlyList<SessionAppend> appends, IReadOnlyList<PamSession> unchanged, CancellationToken ct)
+    /// <summary>Writes every session's append, or nothing: durable once it returns.</summary>
+    public static async Task WriteAsync(IDocumentSession db, IReadOnlyList<SessionAppend> appends, CancellationToken ct)
     {
         var options = (StoreOptions)db.DocumentStore.Options;
         var serializer = options.Serializer();
@@ -84,31 +79,21 @@ public static class GuardedAppends
             batch.BatchCommands.Add(Command("select set_config('lock_timeout', $1, true)", Text($"{connection.CommandTimeout * 500}ms")));
         }
 
-        // "The snapshot decided on is what is stored": the stream at its version, and the stored snapshot's
-        // chain head its head. The version alone would let a different history of the same length through
-        // (acknowledged commits lost to a failover or a restore, and the stream written to that length
-        // again): the head links every event before it, so no two histories share it.
-        var stored = $"t.tenant_id = $1 and t.id = $2 and t.version = $3 and t.is_archived is not true " +
-                     $"and (select d.data ->> 'chainHead' from {documents}.mt_doc_pamsession d where d.tenant_id = $1 and d.id = $2) is not distinct from $4";
-
-        foreach (var session in unchanged.OrderBy(s => s.Id))
-        {
-            batch.BatchCommands.Add(Command($"select 1 / count(*)::int from {events}.mt_streams t where {stored}", AsStored(db, session)));
-        }
-
         // Streams in the order the locked path takes them, so that two groups never wait on each other in a circle.
         foreach (var append in appends.OrderBy(a => a.Before.Id))
         {
             var (before, appended) = append;
 
             // The guard, first: the stream's row is locked (waiting for whoever holds it) and moved to its new
-            // version only if it is still as the upload was decided on; if it is not, the division by the
-            // rows moved fails the group before anything of it is written. An append that wrote its events
-            // before it waited for the stream would deadlock with the holder appending to it.
+            // version only if it is still at the version the upload was decided at; if it is not, the
+            // division by the rows moved fails the group before anything of it is written. An append that
+            // wrote its events before it waited for the stream would deadlock with the holder appending to it.
             batch.BatchCommands.Add(Command(
-                $"with moved as (update {events}.mt_streams t set version = $5, timestamp = now() where {stored} returning 1) " +
+                $"with moved as (update {events}.mt_streams set version = $3, timestamp = now() " +
+                "where tenant_id = $1 and id = $2 and version = $4 and is_archived is not true returning 1) " +
                 "select 1 / count(*)::int from moved",
-                [.. AsStored(db, before), new NpgsqlParameter<long> { TypedValue = append.After.Version }]));
+                Text(db.TenantId), new NpgsqlParameter<Guid> { TypedValue = before.Id },
+                new NpgsqlParameter<long> { TypedValue = append.After.Version }, new NpgsqlParameter<long> { TypedValue = before.Version }));
 
             for (var i = 0; i < appended.Count; i++)
             {
@@ -157,13 +142,6 @@ public static class GuardedAppends
             throw new StreamMovedException(moved);
         }
     }
-
-    /// <summary>The parameters $1-$4 of the guards: the snapshot's tenant, session, version and chain head.</summary>
-    private static NpgsqlParameter[] AsStored(IDocumentSession db, PamSession snapshot) =>
-    [
-        Text(db.TenantId), new NpgsqlParameter<Guid> { TypedValue = snapshot.Id }, new NpgsqlParameter<long> { TypedValue = snapshot.Version },
-        snapshot.ChainHead is { } head ? Text(Convert.ToBase64String(head)) : new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text },
-    ];
 
     private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
     {

@@ -288,14 +288,14 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
     }
 
     [Fact]
-    public async Task a_commit_the_node_remembers_but_the_database_lost_does_not_answer_its_batch_sent_again_as_stored()
+    public async Task a_commit_the_database_lost_does_not_answer_its_batch_sent_again_as_stored()
     {
         var session = await _org.CreateSessionAsync();
         await using var commits = NewCommits();
         Decided(await commits.CommitAsync(await Ready(session, 0, Lines(0, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(0));
         Decided(await commits.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
 
-        // A failover or a restore loses the last commit (batch 1, the stream's version 4); the node still remembers it.
+        // A failover or a restore loses the last commit (batch 1, the stream's version 4), after the node wrote it.
         await StoredEvents.RewindAsync(store, _org, session, 3);
 
         // The gateway sends batch 1 again: it is stored, not answered as a duplicate of what is no longer there.
@@ -306,7 +306,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
     }
 
     [Fact]
-    public async Task a_session_written_again_to_the_same_length_after_a_lost_commit_is_not_appended_onto_the_history_the_node_remembers()
+    public async Task a_session_written_again_to_the_same_length_after_a_lost_commit_is_appended_onto_its_history_as_stored()
     {
         var session = await _org.CreateSessionAsync();
         await using var nodeA = NewCommits();
@@ -315,7 +315,7 @@ public sealed class when_committing_uploads_together(PamStoreHost store)
         Decided(await nodeA.CommitAsync(await Ready(session, 100, Lines(2, 2)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
 
         // Batch 1 is lost to a restore, and another node stores other content as batch 1: the stream is at
-        // version 4 again, as node A remembers it, but with another history.
+        // version 4 again, as node A wrote it, but with another history.
         await StoredEvents.RewindAsync(store, _org, session, 3);
         Decided(await nodeB.CommitAsync(await Ready(session, 100, Lines(7, 3)), CancellationToken.None)).ShouldBe(new UploadOutcome.Stored(1));
 
