@@ -30,8 +30,8 @@ public static class UploadBatchEndpoint
     // [WriteAggregate] would lock the stream before the body is read and answer a missing session
     // with a bare 404, which an Infisical gateway takes for "old platform". So this endpoint checks the
     // caller, reads and validates the body, resolves the org's keys, and only then hands the upload to
-    // its session, which decides it under the stream's lock together with other sessions' uploads
-    // (UploadCommits: one transaction for several sessions).
+    // its session, which decides it on what is stored, together with other sessions' uploads
+    // (UploadCommits: one transaction for several sessions, guarded by each stream's version).
     [WolverinePost("/api/v1/pam/sessions/{sessionId}/event-batches")]
     [Authorize(Policy = PamPolicies.Gateway)]
     public static async Task<IResult> Post(

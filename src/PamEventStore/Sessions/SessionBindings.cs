@@ -10,8 +10,8 @@ public sealed record SessionBinding(string? GatewayId, string ProjectId);
 /// The bindings of the sessions this node has served recently (in memory only). They never change, so
 /// a caller can be checked against them before a request's body or a session's recording is read,
 /// without a query of its own: an upload from another gateway is refused before its body, a reader
-/// outside the session's project before the page. Every write still checks the session itself under
-/// its stream lock.
+/// outside the session's project before the page. Every write is still decided by the session itself,
+/// as stored.
 /// </summary>
 public sealed class SessionBindings : IDisposable
 {
