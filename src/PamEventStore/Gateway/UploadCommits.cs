@@ -181,14 +181,16 @@ public sealed class UploadCommits : IAsyncDisposable
     /// </summary>
     private async Task<UploadOutcome[]> CommitGuardedAsync(IDocumentSession db, ReadyUpload[] uploads)
     {
-        var snapshots = (await db.LoadManyAsync<PamSession>(uploads.Select(upload => upload.SessionId))).ToDictionary(s => s.Id);
+        var batch = db.CreateBatchQuery();
+        var snapshots = uploads.Select(upload => batch.Load<PamSession>(upload.SessionId)).ToArray();
+        await batch.Execute();
 
         var now = _clock.GetUtcNow();
         var outcomes = new UploadOutcome[uploads.Length];
         var appends = new List<SessionAppend>();
         for (var i = 0; i < uploads.Length; i++)
         {
-            var session = snapshots.GetValueOrDefault(uploads[i].SessionId);
+            var session = await snapshots[i];
             var (outcome, linked) = await DecideAsync(db, session, session?.Version ?? 0, uploads[i], now);
             outcomes[i] = outcome;
             if (linked.Length > 0) appends.Add(new SessionAppend(session!, linked));

@@ -79,9 +79,7 @@ public static class GuardedAppends
             batch.BatchCommands.Add(Command("select set_config('lock_timeout', $1, true)", Text($"{connection.CommandTimeout * 500}ms")));
         }
 
-        // First the guards, one per stream, in the order the locked path takes them, so that two groups never
-        // wait on each other in a circle; and before anything is written.
-        var rows = new GroupRows();
+        // Streams in the order the locked path takes them, so that two groups never wait on each other in a circle.
         foreach (var append in appends.OrderBy(a => a.Before.Id))
         {
             var (before, appended) = append;
@@ -102,52 +100,36 @@ public static class GuardedAppends
                 var e = appended[i];
                 var type = e.GetType();
                 var binary = e is IEncryptedRecording;
-                rows.Events.Add((Guid.CreateVersion7(), before.Id, before.Version + i + 1, binary ? BinaryEventBody : serializer.ToJson(e),
-                    binary ? Recordings.Serialize(type, e) : null, SessionEventNames.All[type], DotNetTypeName(type)));
+                batch.BatchCommands.Add(Command(
+                    $"insert into {events}.mt_events (seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived) " +
+                    $"values (nextval('{events}.mt_events_sequence'), $1, $2, $3, $4, $5, $6, $7, (now() at time zone 'utc'), $8, false)",
+                    new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() },
+                    new NpgsqlParameter<Guid> { TypedValue = before.Id },
+                    new NpgsqlParameter<long> { TypedValue = before.Version + i + 1 },
+                    Json(binary ? BinaryEventBody : serializer.ToJson(e)),
+                    binary ? new NpgsqlParameter<byte[]> { TypedValue = Recordings.Serialize(type, e) } : new NpgsqlParameter { Value = DBNull.Value, NpgsqlDbType = NpgsqlDbType.Bytea },
+                    Text(SessionEventNames.All[type]),
+                    Text(db.TenantId),
+                    Text(DotNetTypeName(type))));
             }
 
-            rows.Snapshots.Add((before.Id, serializer.ToJson(append.After), append.After.Version));
-            foreach (var entry in append.IndexEntries) rows.IndexEntries.Add((entry.Id, serializer.ToJson(entry)));
-        }
-
-        // Then every session's rows, a statement for each table: the event rows, in version order within
-        // each stream; the snapshots; and the batch index entries, as Marten's own upsert of a projected
-        // document, written over if it is there (an entry the batch's sequence names can only be this
-        // batch's: the guards above decided that).
-        batch.BatchCommands.Add(Command(
-            $"insert into {events}.mt_events (seq_id, id, stream_id, version, data, bdata, type, tenant_id, timestamp, mt_dotnet_type, is_archived) " +
-            $"select nextval('{events}.mt_events_sequence'), e.id, e.stream_id, e.version, e.data, e.bdata, e.type, $1, (now() at time zone 'utc'), e.dotnet_type, false " +
-            "from unnest($2::uuid[], $3::uuid[], $4::bigint[], $5::jsonb[], $6::bytea[], $7::varchar[], $8::varchar[]) with ordinality as e(id, stream_id, version, data, bdata, type, dotnet_type, n) order by e.n",
-            Text(db.TenantId),
-            new NpgsqlParameter<Guid[]> { TypedValue = rows.Events.Select(e => e.Id).ToArray() },
-            new NpgsqlParameter<Guid[]> { TypedValue = rows.Events.Select(e => e.Stream).ToArray() },
-            new NpgsqlParameter<long[]> { TypedValue = rows.Events.Select(e => e.Version).ToArray() },
-            Texts(rows.Events.Select(e => e.Body), NpgsqlDbType.Jsonb),
-            new NpgsqlParameter<byte[]?[]> { TypedValue = rows.Events.Select(e => e.Binary).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bytea },
-            Texts(rows.Events.Select(e => e.Type), NpgsqlDbType.Varchar),
-            Texts(rows.Events.Select(e => e.DotNetType), NpgsqlDbType.Varchar)));
-
-        batch.BatchCommands.Add(Command(
-            $"insert into {documents}.mt_doc_pamsession (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
-            "select $1, s.id, s.data, s.version, $2, transaction_timestamp() from unnest($3::uuid[], $4::jsonb[], $5::bigint[]) as s(id, data, version) " +
-            "on conflict (tenant_id, id) do update set " +
-            "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified",
-            Text(db.TenantId), Text(SnapshotType),
-            new NpgsqlParameter<Guid[]> { TypedValue = rows.Snapshots.Select(x => x.Id).ToArray() },
-            Texts(rows.Snapshots.Select(x => x.Data), NpgsqlDbType.Jsonb),
-            new NpgsqlParameter<long[]> { TypedValue = rows.Snapshots.Select(x => x.Version).ToArray() }));
-
-        if (rows.IndexEntries.Count > 0)
-        {
             batch.BatchCommands.Add(Command(
-                $"insert into {documents}.mt_doc_recordedbatch (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
-                "select $1, x.id, x.data, x.version, $2, transaction_timestamp() from unnest($3::varchar[], $4::jsonb[], $5::uuid[]) as x(id, data, version) " +
-                "on conflict (tenant_id, id) do update set " +
+                $"insert into {documents}.mt_doc_pamsession (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
+                "values ($1, $2, $3, $4, $5, transaction_timestamp()) on conflict (tenant_id, id) do update set " +
                 "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified",
-                Text(db.TenantId), Text(IndexEntryType),
-                Texts(rows.IndexEntries.Select(x => x.Id), NpgsqlDbType.Varchar),
-                Texts(rows.IndexEntries.Select(x => x.Data), NpgsqlDbType.Jsonb),
-                new NpgsqlParameter<Guid[]> { TypedValue = rows.IndexEntries.Select(_ => Guid.CreateVersion7()).ToArray() }));
+                Text(db.TenantId), new NpgsqlParameter<Guid> { TypedValue = before.Id }, Json(serializer.ToJson(append.After)),
+                new NpgsqlParameter<long> { TypedValue = append.After.Version }, Text(SnapshotType)));
+
+            // As Marten's own upsert of a projected document: written over if it is there (an entry the
+            // batch's sequence names can only be this batch's; the guard above decided that).
+            foreach (var entry in append.IndexEntries)
+            {
+                batch.BatchCommands.Add(Command(
+                    $"insert into {documents}.mt_doc_recordedbatch (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
+                    "values ($1, $2, $3, $4, $5, transaction_timestamp()) on conflict (tenant_id, id) do update set " +
+                    "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified",
+                    Text(db.TenantId), Text(entry.Id), Json(serializer.ToJson(entry)), new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() }, Text(IndexEntryType)));
+            }
         }
 
         try
@@ -170,15 +152,7 @@ public static class GuardedAppends
 
     private static NpgsqlParameter<string> Text(string value) => new() { TypedValue = value };
 
-    private static NpgsqlParameter<string[]> Texts(IEnumerable<string> values, NpgsqlDbType type) => new() { TypedValue = values.ToArray(), NpgsqlDbType = NpgsqlDbType.Array | type };
-
-    /// <summary>What a group writes, table by table, once its guards have passed.</summary>
-    private sealed class GroupRows
-    {
-        public List<(Guid Id, Guid Stream, long Version, string Body, byte[]? Binary, string Type, string DotNetType)> Events { get; } = [];
-        public List<(Guid Id, string Data, long Version)> Snapshots { get; } = [];
-        public List<(string Id, string Data)> IndexEntries { get; } = [];
-    }
+    private static NpgsqlParameter<string> Json(string value) => new() { TypedValue = value, NpgsqlDbType = NpgsqlDbType.Jsonb };
 
     /// <summary>How Marten names an event's type in <c>mt_events.mt_dotnet_type</c>.</summary>
     private static string DotNetTypeName(Type type) => $"{type.FullName}, {type.Assembly.GetName().Name}";
