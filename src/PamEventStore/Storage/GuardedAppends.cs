@@ -113,21 +113,14 @@ public static class GuardedAppends
                     Text(DotNetTypeName(type))));
             }
 
-            batch.BatchCommands.Add(Command(
-                $"insert into {documents}.mt_doc_pamsession (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
-                "values ($1, $2, $3, $4, $5, transaction_timestamp()) on conflict (tenant_id, id) do update set " +
-                "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified",
+            batch.BatchCommands.Add(Command(UpsertDocument(documents, "mt_doc_pamsession"),
                 Text(db.TenantId), new NpgsqlParameter<Guid> { TypedValue = before.Id }, Json(serializer.ToJson(append.After)),
                 new NpgsqlParameter<long> { TypedValue = append.After.Version }, Text(SnapshotType)));
 
-            // As Marten's own upsert of a projected document: written over if it is there (an entry the
-            // batch's sequence names can only be this batch's; the guard above decided that).
+            // An entry the batch's sequence names can only be this batch's (the guard above decided that).
             foreach (var entry in append.IndexEntries)
             {
-                batch.BatchCommands.Add(Command(
-                    $"insert into {documents}.mt_doc_recordedbatch (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
-                    "values ($1, $2, $3, $4, $5, transaction_timestamp()) on conflict (tenant_id, id) do update set " +
-                    "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified",
+                batch.BatchCommands.Add(Command(UpsertDocument(documents, "mt_doc_recordedbatch"),
                     Text(db.TenantId), Text(entry.Id), Json(serializer.ToJson(entry)), new NpgsqlParameter<Guid> { TypedValue = Guid.CreateVersion7() }, Text(IndexEntryType)));
             }
         }
@@ -142,6 +135,15 @@ public static class GuardedAppends
             throw new StreamMovedException(moved);
         }
     }
+
+    /// <summary>
+    /// As Marten's own upsert of a projected document, written over if it is there; its parameters are
+    /// $1 tenant, $2 id, $3 data, $4 mt_version (the stream's version for a snapshot, a new uuid otherwise), $5 .NET type.
+    /// </summary>
+    private static string UpsertDocument(string schema, string table) =>
+        $"insert into {schema}.{table} (tenant_id, id, data, mt_version, mt_dotnet_type, mt_last_modified) " +
+        "values ($1, $2, $3, $4, $5, transaction_timestamp()) on conflict (tenant_id, id) do update set " +
+        "data = excluded.data, mt_version = excluded.mt_version, mt_dotnet_type = excluded.mt_dotnet_type, mt_last_modified = excluded.mt_last_modified";
 
     private static NpgsqlBatchCommand Command(string sql, params NpgsqlParameter[] parameters)
     {
